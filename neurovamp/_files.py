@@ -1,0 +1,91 @@
+"""Atomic, non-clobbering file output shared by every writer in neurovamp."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from neurovamp.errors import OutputExistsError
+
+__all__ = ["atomic_output", "check_writable"]
+
+
+def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Refuse to clobber an existing output unless asked.
+
+    Parameters
+    ----------
+    path
+        Output file or folder.
+    overwrite
+        Whether an existing ``path`` may be replaced.
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{path}: output already exists; pass overwrite=True (CLI: --overwrite) to replace it"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, overwrite: bool = False, directory: bool = False) -> Iterator[Path]:
+    """Write a file (or folder) under a temporary name, then move it into place.
+
+    The temporary path lies beside ``path`` (same file system) so the final
+    :func:`os.replace` is atomic: readers see either the old output or the complete
+    new one, never a partial file. If the body raises, the temporary output is removed
+    and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path
+        Final output path.
+    overwrite
+        Whether an existing ``path`` may be replaced.
+    directory
+        Yield a temporary *folder* instead of a file path.
+
+    Yields
+    ------
+    Path
+        The temporary path to write to.
+    """
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.unlink(name)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory and path.exists():
+            old = path.with_name(f".{path.name}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise

@@ -1,0 +1,1 @@
+"""Analysis of fitted models: latents, imputation, decoding, alignment, metrics and plots."""

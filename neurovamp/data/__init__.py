@@ -1,0 +1,1 @@
+"""Data layer: modalities, the multi-animal container, pairing across animals, torch batches."""

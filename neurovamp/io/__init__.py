@@ -1,0 +1,1 @@
+"""Reading and writing recordings: NWB files and the public five-rat release."""

@@ -1,0 +1,1 @@
+"""Models: MMVM VAE and baselines (networks, likelihoods, priors), the estimator, training."""
