@@ -18,10 +18,12 @@ __all__ = ["main", "build_parser"]
 
 # Command modules, in the order their commands appear in ``neurovamp --help``.
 _COMMAND_MODULES = (
+    "neurovamp.cli.simulate_command",
     "neurovamp.cli.data_commands",
     "neurovamp.cli.fit_commands",
     "neurovamp.cli.analysis_commands",
     "neurovamp.cli.paper_commands",
+    "neurovamp.cli.demo_command",
 )
 
 

@@ -1,0 +1,366 @@
+"""Model-agnostic metrics on spike counts: Poisson log-likelihood, bits per spike, PSTH R².
+
+Conventions
+-----------
+*Rates are expected spike counts per bin*, not spikes per second: a unit firing at
+20 Hz in 10 ms bins has rate ``0.2``. Convert a rate in Hz with ``rate_hz * bin_size``.
+
+Arrays are ``(trial, unit, time)``. Every function accepts numpy arrays or
+:class:`xarray.DataArray` objects. DataArrays are matched by dimension *name* (a
+prediction with dims ``(trial, time, unit)`` is transposed to the observed order) and
+their shared coordinates must agree exactly. Numpy arrays must have the observed shape;
+their axis 0 is the trial axis and axis 1 the unit axis (a 2-D array is read as
+``(sample, unit)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+from scipy.special import gammaln
+
+from neurovamp.errors import ConfigError, DataError
+
+__all__ = [
+    "RATE_EPS",
+    "poisson_log_likelihood",
+    "bits_per_spike",
+    "psth_r2",
+    "psth_r2_by_condition",
+    "condition_means",
+]
+
+#: Smallest rate (expected counts per bin) used inside a logarithm.
+RATE_EPS = 1e-9
+
+ArrayLike = np.ndarray | xr.DataArray | Sequence
+
+
+# --------------------------------------------------------------------------- helpers
+def _axis_of(da: xr.DataArray | None, dim: str, ndim: int, default: int) -> int:
+    """Index of ``dim`` in a DataArray, or ``default`` for numpy input."""
+    if isinstance(da, xr.DataArray):
+        if dim not in da.dims:
+            raise DataError(f"observed array has no {dim!r} dimension (dims {tuple(da.dims)})")
+        return da.dims.index(dim)
+    if ndim <= default:
+        raise DataError(f"expected at least {default + 1} dimensions (trial, unit, ...), got {ndim}")
+    return default
+
+
+def _match(
+    pred: ArrayLike, observed: ArrayLike, pred_name: str, obs_name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``pred`` and ``observed`` as float arrays in the observed axis order.
+
+    Raises
+    ------
+    DataError
+        If dims, coordinates or shapes disagree, or values are not finite.
+    """
+    if isinstance(observed, xr.DataArray) and isinstance(pred, xr.DataArray):
+        if set(pred.dims) != set(observed.dims):
+            raise DataError(
+                f"{pred_name} dims {tuple(pred.dims)} do not match {obs_name} dims {tuple(observed.dims)}"
+            )
+        pred = pred.transpose(*observed.dims)
+        try:
+            pred, observed = xr.align(pred, observed, join="exact")
+        except ValueError as err:
+            raise DataError(f"{pred_name} and {obs_name} coordinates differ: {err}") from None
+    p = np.asarray(pred, dtype=float)
+    o = np.asarray(observed, dtype=float)
+    if p.shape != o.shape:
+        raise DataError(f"{pred_name} shape {p.shape} does not match {obs_name} shape {o.shape}")
+    if o.size == 0:
+        raise DataError(f"{obs_name} is empty")
+    for name, arr in ((pred_name, p), (obs_name, o)):
+        if not np.all(np.isfinite(arr)):
+            raise DataError(f"{name} contain NaN or infinite values")
+    return p, o
+
+
+def _check_counts_rates(rates: np.ndarray, counts: np.ndarray) -> None:
+    if np.any(counts < 0):
+        raise DataError("counts must be non-negative")
+    if np.any(rates < 0):
+        raise DataError("rates must be non-negative expected counts per bin")
+
+
+def _ll_elements(rates: np.ndarray, counts: np.ndarray, eps: float) -> np.ndarray:
+    lam = np.maximum(rates, eps)
+    return counts * np.log(lam) - lam - gammaln(counts + 1.0)
+
+
+def _check_eps(eps: float) -> float:
+    if not (np.isfinite(eps) and eps > 0):
+        raise ConfigError(f"eps must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+# --------------------------------------------------------------------------- likelihoods
+def poisson_log_likelihood(rates: ArrayLike, counts: ArrayLike, *, eps: float = RATE_EPS) -> float:
+    """Poisson log-likelihood of ``counts`` under ``rates``, summed over every element.
+
+    ``sum(k * log(lam) - lam - log(k!))`` with ``lam = max(rates, eps)``. Clipping keeps a
+    zero predicted rate finite: an observed spike where the model predicts ``0`` costs
+    about ``log(eps)`` ≈ -20.7 nats instead of ``-inf``.
+
+    Parameters
+    ----------
+    rates
+        Expected counts per bin (not Hz), same shape as ``counts``.
+    counts
+        Observed spike counts, ``(trial, unit, time)`` (any shape for numpy input).
+    eps
+        Lower clip of the rates, in expected counts per bin.
+
+    Returns
+    -------
+    float
+        Log-likelihood in nats.
+
+    Raises
+    ------
+    DataError
+        On shape/coordinate mismatch, NaNs, negative counts or negative rates.
+    """
+    eps = _check_eps(eps)
+    r, k = _match(rates, counts, "rates", "counts")
+    _check_counts_rates(r, k)
+    return float(np.sum(_ll_elements(r, k, eps)))
+
+
+def bits_per_spike(
+    rates: ArrayLike,
+    counts: ArrayLike,
+    *,
+    null_rates: ArrayLike | None = None,
+    eps: float = RATE_EPS,
+) -> float:
+    """Bits per spike of predicted rates relative to a null model (NLB "co-bps").
+
+    ``(LL(rates) - LL(null)) / (n_spikes * ln 2)``, with the Poisson log-likelihood of
+    :func:`poisson_log_likelihood` summed over all evaluated counts and ``n_spikes`` the
+    total observed count. By default the null model gives each unit its mean count per
+    bin over the evaluated data (all trials and bins of ``counts``). Positive values mean
+    the prediction beats a flat per-unit rate.
+
+    Parameters
+    ----------
+    rates
+        Predicted expected counts per bin (not Hz: multiply Hz by the bin size), same
+        shape as ``counts``.
+    counts
+        Observed (held-out) spike counts ``(trial, unit, time)``; numpy arrays are read
+        with the unit on axis 1, DataArrays by the ``unit`` dimension name.
+    null_rates
+        Optional null model in expected counts per bin: either one value per unit
+        (length ``n_units``; a DataArray with dim ``unit``) or an array broadcastable to
+        ``counts``.
+    eps
+        Lower clip of both the predicted and the null rates, in counts per bin.
+
+    Returns
+    -------
+    float
+        Bits per spike.
+
+    Raises
+    ------
+    DataError
+        On mismatched shapes, NaNs, negative values, or when ``counts`` has no spikes
+        (the normalisation is undefined).
+    """
+    eps = _check_eps(eps)
+    unit_axis = _axis_of(counts if isinstance(counts, xr.DataArray) else None, "unit", np.ndim(counts), 1)
+    r, k = _match(rates, counts, "rates", "counts")
+    _check_counts_rates(r, k)
+    n_spikes = float(k.sum())
+    if n_spikes <= 0:
+        raise DataError("counts contain no spikes; bits per spike is undefined")
+    if null_rates is None:
+        other = tuple(a for a in range(k.ndim) if a != unit_axis)
+        null = np.broadcast_to(k.mean(axis=other, keepdims=True), k.shape)
+    else:
+        null = _null_like(null_rates, counts, k, unit_axis)
+        _check_counts_rates(null, k)
+    ll_model = np.sum(_ll_elements(r, k, eps))
+    ll_null = np.sum(_ll_elements(null, k, eps))
+    return float((ll_model - ll_null) / (n_spikes * np.log(2.0)))
+
+
+def _null_like(null_rates: ArrayLike, counts: ArrayLike, k: np.ndarray, unit_axis: int) -> np.ndarray:
+    if isinstance(null_rates, xr.DataArray) and isinstance(counts, xr.DataArray):
+        extra = set(null_rates.dims) - set(counts.dims)
+        if extra:
+            raise DataError(f"null_rates has dims {sorted(map(str, extra))} that counts lacks")
+        try:
+            null_rates, _ = xr.align(null_rates, counts, join="exact")
+        except ValueError as err:
+            raise DataError(f"null_rates and counts coordinates differ: {err}") from None
+        null = np.asarray(null_rates.broadcast_like(counts).transpose(*counts.dims), dtype=float)
+    else:
+        null = np.asarray(null_rates, dtype=float)
+        if null.ndim == 1 and null.shape[0] == k.shape[unit_axis] and k.ndim > 1:
+            shape = [1] * k.ndim
+            shape[unit_axis] = null.shape[0]
+            null = null.reshape(shape)
+        try:
+            null = np.broadcast_to(null, k.shape)
+        except ValueError:
+            raise DataError(
+                f"null_rates shape {np.shape(null_rates)} fits neither n_units={k.shape[unit_axis]} "
+                f"nor the counts shape {k.shape}"
+            ) from None
+    if not np.all(np.isfinite(null)):
+        raise DataError("null_rates contain NaN or infinite values")
+    return null
+
+
+# --------------------------------------------------------------------------- PSTH R²
+def _conditions_of(conditions: ArrayLike | str, arrays: Sequence[ArrayLike], n_trials: int) -> np.ndarray:
+    if isinstance(conditions, str):
+        for arr in arrays:
+            if isinstance(arr, xr.DataArray) and conditions in arr.coords:
+                values = np.asarray(arr[conditions])
+                break
+        else:
+            raise DataError(f"no trial coordinate named {conditions!r} on the observed or predicted array")
+    else:
+        values = np.asarray(conditions)
+    if values.shape != (n_trials,):
+        raise DataError(f"conditions must have one label per trial ({n_trials}), got shape {values.shape}")
+    if values.dtype.kind in "fc" and np.any(np.isnan(values)):
+        raise DataError("conditions contain NaN labels")
+    return values
+
+
+def condition_means(values: np.ndarray, conditions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Average a trial-first array within each condition.
+
+    Parameters
+    ----------
+    values
+        Array with trials on axis 0, ``(trial, ...)``.
+    conditions
+        One label per trial.
+
+    Returns
+    -------
+    levels : numpy.ndarray
+        The sorted distinct conditions, ``(n_conditions,)``.
+    means : numpy.ndarray
+        ``(n_conditions, ...)`` the mean over each condition's trials.
+    """
+    values = np.asarray(values, dtype=float)
+    levels, inverse = np.unique(np.asarray(conditions), return_inverse=True)
+    onehot = np.zeros((levels.size, values.shape[0]))
+    onehot[inverse, np.arange(values.shape[0])] = 1.0
+    onehot /= onehot.sum(axis=1, keepdims=True)
+    means = (onehot @ values.reshape(values.shape[0], -1)).reshape((levels.size,) + values.shape[1:])
+    return levels, means
+
+
+def _r2(pred: np.ndarray, obs: np.ndarray, center: str, unit_axis: int) -> float:
+    if center == "pooled":
+        ref = obs.mean()
+    else:
+        other = tuple(a for a in range(obs.ndim) if a != unit_axis)
+        ref = obs.mean(axis=other, keepdims=True)
+    ss_tot = float(np.sum((obs - ref) ** 2))
+    ss_res = float(np.sum((obs - pred) ** 2))
+    if ss_tot == 0.0:
+        return float("nan")
+    return 1.0 - ss_res / ss_tot
+
+
+def _psth_inputs(
+    pred: ArrayLike, observed: ArrayLike, conditions: ArrayLike | str, center: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    if center not in ("pooled", "unit"):
+        raise ConfigError(f"center must be 'pooled' or 'unit', got {center!r}")
+    obs_da = observed if isinstance(observed, xr.DataArray) else None
+    trial_axis = _axis_of(obs_da, "trial", np.ndim(observed), 0)
+    unit_axis = _axis_of(obs_da, "unit", np.ndim(observed), 1)
+    p, o = _match(pred, observed, "pred", "observed")
+    labels = _conditions_of(conditions, (observed, pred), o.shape[trial_axis])
+    p = np.moveaxis(p, trial_axis, 0)
+    o = np.moveaxis(o, trial_axis, 0)
+    # unit axis position after moving the trial axis to the front
+    unit_axis = unit_axis + 1 if unit_axis < trial_axis else unit_axis
+    levels, p_mean = condition_means(p, labels)
+    _, o_mean = condition_means(o, labels)
+    return levels, p_mean, o_mean, unit_axis
+
+
+def psth_r2(
+    pred: ArrayLike,
+    observed: ArrayLike,
+    conditions: ArrayLike | str,
+    *,
+    center: Literal["pooled", "unit"] = "pooled",
+) -> float:
+    """R² between condition-averaged predicted rates and condition-averaged observations.
+
+    Both arrays are averaged over the trials of each condition, giving PSTHs
+    ``(condition, unit, time)``. Then ``R² = 1 - SS_res / SS_tot`` pooled over
+    conditions, units and time bins, with ``SS_res = Σ (psth_pred - psth_obs)²`` and
+    ``SS_tot = Σ (psth_obs - mean)²``. With ``center="pooled"`` (default) ``mean`` is the
+    single grand mean of all observed PSTH values, so differences in firing rate between
+    units count as explained variance; ``center="unit"`` subtracts each unit's own mean
+    instead (a stricter score that only credits within-unit modulation).
+
+    Parameters
+    ----------
+    pred
+        Predicted expected counts per bin, ``(trial, unit, time)``.
+    observed
+        Observed counts (or, in simulation, the true rates), same shape as ``pred``.
+    conditions
+        One label per trial, or the name of a trial coordinate (e.g. ``"odor"``) of
+        ``observed`` (or ``pred``).
+    center
+        Reference of ``SS_tot``: ``"pooled"`` or ``"unit"``.
+
+    Returns
+    -------
+    float
+        R² (``1`` is perfect, ``0`` no better than the reference mean, may be negative;
+        NaN when the observed PSTHs are constant).
+    """
+    _, p_mean, o_mean, unit_axis = _psth_inputs(pred, observed, conditions, center)
+    return _r2(p_mean, o_mean, center, unit_axis)
+
+
+def psth_r2_by_condition(
+    pred: ArrayLike,
+    observed: ArrayLike,
+    conditions: ArrayLike | str,
+    *,
+    center: Literal["pooled", "unit"] = "pooled",
+) -> dict[Hashable, float]:
+    """:func:`psth_r2` computed separately for each condition.
+
+    For condition ``c``, ``R²_c = 1 - Σ (psth_pred_c - psth_obs_c)² / Σ (psth_obs_c - mean_c)²``
+    over units and time, where ``mean_c`` is the grand mean of ``psth_obs_c``
+    (``center="pooled"``) or each unit's mean within condition ``c`` (``center="unit"``).
+
+    Parameters
+    ----------
+    pred, observed, conditions, center
+        As in :func:`psth_r2`.
+
+    Returns
+    -------
+    dict
+        Condition label (a plain Python scalar) → R², in sorted label order.
+    """
+    levels, p_mean, o_mean, unit_axis = _psth_inputs(pred, observed, conditions, center)
+    return {
+        levels[i].item() if hasattr(levels[i], "item") else levels[i]: _r2(p_mean[i], o_mean[i], center, unit_axis - 1)
+        for i in range(levels.size)
+    }

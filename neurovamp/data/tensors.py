@@ -1,0 +1,263 @@
+"""Torch batches of paired, sub-windowed samples, built by pure tensor indexing.
+
+:class:`TensorBatcher` copies each animal's counts to the device once, with one extra
+all-zero trial row at the end that stands in for a missing animal, and keeps a
+``Tensor.unfold`` view of the sub-windows ``(trial, window, unit, bin)``. A batch is then
+one gather per animal: ``view[row_of_pair, window]``, flattened ``(unit, time)`` row-major,
+so ``x[b].reshape(n_units, window)`` is the sub-window.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from neurovamp.data.pairing import SPLITS, PairedData
+from neurovamp.errors import ConfigError
+
+__all__ = ["TensorBatcher"]
+
+_SHUFFLE_STREAM = 2
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class TensorBatcher:
+    """Batches of one split of a :class:`~neurovamp.data.pairing.PairedData` as tensors.
+
+    Parameters
+    ----------
+    paired
+        Output of :func:`~neurovamp.data.pairing.pair_trials`.
+    split
+        ``"train"``, ``"val"`` or ``"test"``.
+    device
+        Torch device the counts live on (moved once, here).
+    dtype
+        Floating dtype of the batches.
+
+    Notes
+    -----
+    A sample is (pair, sub-window); sample ``i`` of an epoch is pair ``i // n_windows``,
+    sub-window ``i % n_windows`` (the *canonical order*, also that of :meth:`all` and
+    :meth:`sample_info`). Missing animals yield zeros and ``mask`` False.
+    """
+
+    def __init__(self, paired: PairedData, split: str, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        if not isinstance(paired, PairedData):
+            raise ConfigError(f"paired must be a PairedData (from pair_trials), got {type(paired).__name__}")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ConfigError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        self.paired = paired
+        self.split = split
+        self.device = torch.device(device)
+        self.dtype = dtype
+        tensors = []
+        for counts in paired.counts:
+            padded = np.zeros((counts.shape[0] + 1,) + counts.shape[1:], dtype=np.float32)
+            padded[:-1] = counts
+            tensors.append(torch.from_numpy(padded).to(device=self.device, dtype=dtype))
+        #: per animal, ``(n_trials_m + 1, n_units_m, n_bins)`` on the device; last row zeros.
+        self.tensors: tuple[torch.Tensor, ...] = tuple(tensors)
+        # (n_trials_m + 1, n_windows, n_units_m, window): views, no copy.
+        self._views = tuple(
+            t.unfold(2, paired.window, paired.stride).permute(0, 2, 1, 3) for t in self.tensors
+        )
+        self._missing_row = torch.tensor([c.shape[0] for c in paired.counts], device=self.device)
+        self._epoch: int | None = None
+        self._rows: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
+        self._epoch_tensors(0)
+
+    # -- sizes ---------------------------------------------------------------------------
+    @property
+    def n_windows(self) -> int:
+        """Sub-windows per pair."""
+        return self.paired.n_windows
+
+    @property
+    def n_samples(self) -> int:
+        """Samples (pair × sub-window) in the split."""
+        return self.paired.n_samples(self.split)
+
+    @property
+    def input_dims(self) -> tuple[int, ...]:
+        """Width of each animal's flattened sample."""
+        return self.paired.input_dims
+
+    def __len__(self) -> int:
+        """Number of samples (use :meth:`n_batches` for the number of batches)."""
+        return self.n_samples
+
+    def n_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        """Number of batches an epoch yields.
+
+        Parameters
+        ----------
+        batch_size
+            Samples per batch.
+        drop_last
+            Whether a last, incomplete batch is dropped.
+
+        Returns
+        -------
+        int
+        """
+        batch_size = _positive_int(batch_size, "batch_size")
+        return self.n_samples // batch_size if drop_last else -(-self.n_samples // batch_size)
+
+    # -- internals -----------------------------------------------------------------------
+    def _epoch_tensors(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair rows (``-1`` replaced by the zero row) and mask on the device."""
+        fixed = self.paired.strategy != "resample"
+        if self._rows is None or (not fixed and self._epoch != epoch):
+            pairs = torch.as_tensor(self.paired.epoch_pairs(self.split, epoch).copy(), device=self.device)
+            mask = pairs >= 0
+            self._rows = torch.where(mask, pairs, self._missing_row.unsqueeze(0).expand_as(pairs))
+            self._mask = mask
+            self._epoch = epoch
+        return self._rows, self._mask
+
+    def _gather(self, index: torch.Tensor, rows: torch.Tensor,
+                mask: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        pair = torch.div(index, self.n_windows, rounding_mode="floor")
+        win = index - pair * self.n_windows
+        xs = []
+        for m, view in enumerate(self._views):
+            xs.append(view[rows[pair, m], win].reshape(index.shape[0], view.shape[2] * view.shape[3]))
+        return xs, mask[pair]
+
+    def _shuffle_seed(self, epoch: int) -> int:
+        seq = np.random.SeedSequence([self.paired.seed, _SHUFFLE_STREAM, SPLITS.index(self.split), epoch])
+        return int(seq.generate_state(1, dtype=np.uint64)[0] >> 1)
+
+    # -- batches -------------------------------------------------------------------------
+    def batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        generator: torch.Generator | None = None,
+        epoch: int = 0,
+        drop_last: bool = False,
+        return_index: bool = False,
+    ) -> Iterator[tuple]:
+        """Iterate over one epoch of the split.
+
+        Parameters
+        ----------
+        batch_size
+            Samples per batch.
+        shuffle
+            Visit samples in random order (each exactly once per epoch).
+        generator
+            Torch generator of the order; ``None`` seeds one from ``(paired.seed, split,
+            epoch)``, so epochs are reproducible.
+        epoch
+            Epoch number; with ``strategy="resample"`` it selects the epoch's pairs
+            (:meth:`PairedData.epoch_pairs`).
+        drop_last
+            Drop a last batch smaller than ``batch_size``.
+        return_index
+            Also yield the samples' canonical indices (rows of :meth:`sample_info`).
+
+        Yields
+        ------
+        xs : list of torch.Tensor
+            Per animal, ``(B, n_units_m * window)``; zeros for missing animals.
+        mask : torch.Tensor
+            ``(B, M)`` bool, True where the animal is observed.
+        index : torch.Tensor
+            ``(B,)`` int64 sample indices, only with ``return_index=True``.
+        """
+        batch_size = _positive_int(batch_size, "batch_size")
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ConfigError(f"epoch must be a non-negative integer, got {epoch!r}")
+        epoch = int(epoch)
+        rows, mask = self._epoch_tensors(epoch)
+        n = self.n_samples
+        if shuffle:
+            if generator is None:
+                generator = torch.Generator().manual_seed(self._shuffle_seed(epoch))
+            order = torch.randperm(n, generator=generator, device=generator.device).to(self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        stop = n - n % batch_size if drop_last else n
+        return self._iterate(order, stop, batch_size, rows, mask, return_index)
+
+    def _iterate(self, order: torch.Tensor, stop: int, batch_size: int, rows: torch.Tensor,
+                 mask: torch.Tensor, return_index: bool) -> Iterator[tuple]:
+        for start in range(0, stop, batch_size):
+            index = order[start:min(start + batch_size, stop)]
+            xs, batch_mask = self._gather(index, rows, mask)
+            yield (xs, batch_mask, index) if return_index else (xs, batch_mask)
+
+    def all(self, epoch: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The whole split as one batch, in canonical order (for evaluation).
+
+        Parameters
+        ----------
+        epoch
+            Epoch whose pairs are used (matters for ``strategy="resample"`` only).
+
+        Returns
+        -------
+        xs, mask
+            As yielded by :meth:`batches`, with ``B = n_samples``.
+        """
+        rows, mask = self._epoch_tensors(int(epoch))
+        return self._gather(torch.arange(self.n_samples, device=self.device), rows, mask)
+
+    def sample_info(self, epoch: int = 0) -> pd.DataFrame:
+        """Label every sample of the split (canonical order, as :meth:`all`).
+
+        Parameters
+        ----------
+        epoch
+            Epoch whose pairs are described (matters for ``strategy="resample"`` only).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per sample with columns ``pair`` (row of the split's pairs),
+            ``window`` (sub-window index), ``window_start`` (first bin of the sub-window),
+            ``time`` (sub-window centre, seconds on the modalities' time axis),
+            ``condition`` and, per animal, ``trial/<animal>``: the trial id (``<NA>`` when
+            the animal is missing from the pair).
+        """
+        paired = self.paired
+        pairs = paired.epoch_pairs(self.split, int(epoch))
+        pair, win = paired.samples(self.split)
+        info = {
+            "pair": pair,
+            "window": win,
+            "window_start": paired.window_starts[win],
+            "time": paired.window_centres[win],
+            "condition": paired.pair_condition[self.split][pair],
+        }
+        for m, animal in enumerate(paired.animals):
+            rows = pairs[pair, m]
+            ids = np.asarray(paired.modalities[animal]["trial"].values)
+            present = rows >= 0
+            values = ids[np.where(present, rows, 0)] if ids.size else np.zeros(rows.size, dtype=np.int64)
+            column = pd.array(values, dtype="Int64" if np.issubdtype(ids.dtype, np.integer) else object)
+            column[~present] = pd.NA
+            info[f"trial/{animal}"] = column
+        return pd.DataFrame(info)
+
+    def __repr__(self) -> str:
+        return (
+            f"TensorBatcher(split={self.split!r}, n_samples={self.n_samples}, animals={self.paired.animals}, "
+            f"device={str(self.device)!r}, dtype={self.dtype})"
+        )

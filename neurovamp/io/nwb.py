@@ -1,0 +1,758 @@
+"""Read spiking recordings from NWB into modalities, and write NWB files.
+
+Reading (:func:`read_nwb`) goes in three steps, each a small private helper, so that a
+later reader for other signals (LFP and other ``TimeSeries``) can reuse the first two
+and add its own variable beside ``counts`` on the same trial grid:
+
+1. :func:`_open_nwb` opens the file and turns every failure into a
+   :class:`~neurovamp.errors.DataError` naming the file;
+2. :func:`_read_trial_grid` reads the trials table into a :class:`_TrialGrid` (trial ids,
+   event times, labels and the bin layout of the window around each event);
+3. :func:`_read_units` and :func:`bin_spike_times` read the units table and bin every
+   unit's spike times on that grid.
+
+Bins are half-open, ``[event + start + k * bin_size, event + start + (k + 1) * bin_size)``.
+Floating-point sums rarely land exactly on a decimal edge, so an edge is moved left by
+``1e-6 * bin_size`` (10 ns for 10 ms bins, far below any spike-sorting precision): a spike
+written exactly on an edge counts in the bin to the right of it.
+
+Writing: :func:`write_nwb` writes spike times and a trials table as a standard NWB file
+with :mod:`pynwb`; :func:`modality_to_nwb` writes a modality back (a count of ``k`` in a
+bin becomes ``k`` spikes spread evenly inside the bin, see
+:func:`counts_to_spike_times`) so that NWB → xarray → NWB → xarray reproduces the counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from neurovamp._files import atomic_output
+from neurovamp.data.modality import label_names, make_modality, validate_modality
+from neurovamp.errors import DataError
+
+__all__ = [
+    "read_nwb",
+    "write_nwb",
+    "modality_to_nwb",
+    "bin_spike_times",
+    "counts_to_spike_times",
+]
+
+#: Fraction of a bin by which edges are moved left (floating-point tolerance).
+EDGE_TOLERANCE = 1e-6
+#: Tolerance on ``(stop - start) / bin_size`` being a whole number.
+WHOLE_BINS_TOLERANCE = 1e-9
+#: Float trials columns with these name endings are event times, not labels.
+_TIME_SUFFIXES = ("_time", "_times", "_onset", "_offset")
+#: Names that cannot be trial labels (dimension or reserved coordinate names).
+_RESERVED_LABELS = ("trial", "unit", "time", "event_time")
+#: Units-table columns that are not per-unit metadata.
+_SPIKE_COLUMN = "spike_times"
+
+_STANDARD_TRIAL_DESCRIPTIONS = {
+    "odor_onset": "time of odor port entry (odor onset), seconds on the session clock",
+    "odor": "odor presented, 'A'..'E'",
+    "position": "position of the odor in the sequence, 1-5",
+    "in_sequence": "whether the odor was presented in its place in the sequence",
+    "correct": "whether the rat responded correctly",
+}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class _TrialGrid:
+    """Trials and the bins around each trial's event (shared by every signal reader).
+
+    Attributes
+    ----------
+    trial_ids
+        Trial ids from the trials table, shape ``(n_trials,)``.
+    event_time
+        Event times on the session clock, shape ``(n_trials,)``.
+    labels
+        Label arrays, each ``(n_trials,)``, in their stored dtype.
+    event
+        Name of the trials column the bins are aligned to.
+    window_start
+        Left edge of the first bin relative to the event, seconds.
+    bin_size
+        Bin width, seconds.
+    n_bins
+        Number of bins per trial.
+    """
+
+    trial_ids: np.ndarray
+    event_time: np.ndarray
+    labels: dict[str, np.ndarray]
+    event: str
+    window_start: float
+    bin_size: float
+    n_bins: int
+
+    def edges(self) -> np.ndarray:
+        """Absolute bin edges on the session clock, shape ``(n_trials, n_bins + 1)``."""
+        relative = self.window_start + self.bin_size * np.arange(self.n_bins + 1)
+        return self.event_time[:, None] + relative[None, :]
+
+
+def read_nwb(
+    path: str | os.PathLike,
+    *,
+    event: str = "start_time",
+    window: tuple[float, float] = (0.0, 0.5),
+    bin_size: float = 0.01,
+    labels: Sequence[str] | None = None,
+    allow_silent_units: bool = False,
+) -> xr.DataArray:
+    """Bin an NWB file's spikes around a trial event into a modality.
+
+    Parameters
+    ----------
+    path
+        NWB file with a units table (``spike_times``) and a trials table.
+    event
+        Trials column of event times (session clock, seconds) the bins are aligned to,
+        e.g. ``"odor_onset"``.
+    window
+        ``(start, stop)`` of the binned window relative to the event, seconds;
+        ``stop - start`` must be a whole number of bins.
+    bin_size
+        Bin width, seconds.
+    labels
+        Trials columns kept as trial labels. ``None`` keeps every scalar column except
+        ``start_time``, ``stop_time``, the event column and other columns of times (float
+        columns whose name ends in ``_time``, ``_times``, ``_onset`` or ``_offset``, or
+        whose every value lies inside its own trial's ``[start_time, stop_time]``).
+        Labels keep their stored dtype (letters stay ``str``, integers ``int``, flags
+        ``bool``).
+    allow_silent_units
+        Keep units without a single spike in the file (their counts are all zero)
+        instead of raising.
+
+    Returns
+    -------
+    xarray.DataArray
+        The modality (see :mod:`neurovamp.data.modality`): int32 counts
+        ``(trial, unit, time)``; animal from ``nwbfile.subject.subject_id`` (the file
+        stem when the file has no subject id); unit ids from the units table and its
+        scalar columns (location, quality, ...) as unit coordinates.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, not NWB or truncated; has no trials or units table; the
+        event or a label column is missing; an event time is NaN; a unit has no spikes
+        (unless ``allow_silent_units``); or the binning options are invalid.
+    """
+    path = Path(path)
+    n_bins = _check_binning(path, window, bin_size)
+    with _open_nwb(path) as nwbfile:
+        grid = _read_trial_grid(
+            nwbfile, path, event=event, window_start=float(window[0]), bin_size=float(bin_size),
+            n_bins=n_bins, labels=labels,
+        )
+        unit_ids, times, ends, unit_coords = _read_units(nwbfile, path, allow_silent_units)
+        animal = _subject_id(nwbfile, path)
+    unit_coords = {
+        (f"unit_{name}" if name in grid.labels or name in _RESERVED_LABELS else name): values
+        for name, values in unit_coords.items()
+    }
+    counts = bin_spike_times(times, ends, grid.edges())
+    return make_modality(
+        counts,
+        animal=animal,
+        bin_size=grid.bin_size,
+        window_start=grid.window_start,
+        trial_ids=grid.trial_ids,
+        trial_labels=grid.labels,
+        event_time=grid.event_time,
+        unit_ids=unit_ids,
+        unit_coords=unit_coords,
+        event=grid.event,
+        source=str(path),
+    )
+
+
+def bin_spike_times(times: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Count each unit's spikes in every trial's bins.
+
+    Parameters
+    ----------
+    times
+        All units' spike times concatenated (NWB ``spike_times`` data), seconds.
+    ends
+        End offset of each unit's spikes in ``times`` (NWB ``spike_times_index``),
+        shape ``(n_units,)``.
+    edges
+        Absolute bin edges, shape ``(n_trials, n_bins + 1)``, increasing along a row.
+        Bins are half-open ``[edges[k], edges[k + 1])``; each edge is moved left by
+        ``EDGE_TOLERANCE * bin`` so a spike on an edge counts in the bin to its right.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 counts, shape ``(n_trials, n_units, n_bins)``.
+
+    Notes
+    -----
+    Spikes are sorted within each unit once if needed (one vectorised lexsort); each unit then
+    needs one :func:`numpy.searchsorted` of all trials' edges at once, so the cost is
+    ``O(n_spikes log n_spikes + n_units * n_edges * log)``, never a loop over spikes.
+    Overlapping trial windows are allowed (a spike then counts in both trials).
+    """
+    times = np.asarray(times, dtype=float)
+    ends = np.asarray(ends, dtype=np.int64)
+    edges = np.asarray(edges, dtype=float)
+    n_trials, n_edges = edges.shape
+    n_units = ends.size
+    starts = np.concatenate([[0], ends[:-1]]) if n_units else ends
+    steps = np.diff(times)
+    steps[ends[:-1][(ends[:-1] > 0) & (ends[:-1] < times.size)] - 1] = 0.0  # unit boundaries
+    if np.any(steps < 0):  # NWB does not require sorted spike times
+        unit_of_spike = np.repeat(np.arange(n_units), ends - starts)
+        times = times[np.lexsort((times, unit_of_spike))]
+    width = np.diff(edges, axis=1)
+    shift = EDGE_TOLERANCE * np.concatenate([width[:, :1], width], axis=1) if n_edges > 1 else 0.0
+    flat_edges = (edges - shift).ravel()
+    counts = np.empty((n_trials, n_units, n_edges - 1), dtype=np.int32)
+    for unit in range(n_units):  # one vectorised search per unit, not per spike
+        position = np.searchsorted(times[starts[unit] : ends[unit]], flat_edges, side="left")
+        counts[:, unit, :] = np.diff(position.reshape(n_trials, n_edges), axis=1)
+    return counts
+
+
+def _check_binning(path: Path, window: tuple[float, float], bin_size: float) -> int:
+    """Validate the binning options; return the number of bins per trial."""
+    try:
+        start, stop = (float(value) for value in window)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: window must be two numbers (start, stop), got {window!r}") from None
+    bin_size = float(bin_size)
+    if not np.isfinite(bin_size) or bin_size <= 0:
+        raise DataError(f"{path}: bin_size must be a positive number of seconds, got {bin_size}")
+    if not (np.isfinite(start) and np.isfinite(stop)) or stop <= start:
+        raise DataError(f"{path}: window stop must be greater than start, got ({start}, {stop})")
+    ratio = (stop - start) / bin_size
+    n_bins = int(round(ratio))
+    if abs(ratio - n_bins) > WHOLE_BINS_TOLERANCE or n_bins < 1:
+        raise DataError(
+            f"{path}: window ({start}, {stop}) is not a whole number of {bin_size} s bins "
+            f"({ratio:.6g} bins)"
+        )
+    return n_bins
+
+
+@contextlib.contextmanager
+def _open_nwb(path: Path) -> Iterator[Any]:
+    """Open an NWB file read-only, raising DataError for anything unreadable."""
+    from pynwb import NWBHDF5IO
+
+    if not path.is_file():
+        raise DataError(f"{path}: NWB file not found")
+    try:
+        io = NWBHDF5IO(str(path), mode="r", load_namespaces=True)
+        nwbfile = io.read()
+    except Exception as exc:  # h5py/hdmf raise many types for bad or truncated files
+        with contextlib.suppress(Exception):
+            io.close()  # type: ignore[possibly-undefined]
+        raise DataError(
+            f"{path}: not a readable NWB file (expected an NWB/HDF5 file; it may be truncated): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    try:
+        yield nwbfile
+    finally:
+        io.close()
+
+
+def _subject_id(nwbfile: Any, path: Path) -> str:
+    """Animal id: ``nwbfile.subject.subject_id``, else the file stem."""
+    subject = getattr(nwbfile, "subject", None)
+    subject_id = getattr(subject, "subject_id", None) if subject is not None else None
+    return str(subject_id) if subject_id else path.stem
+
+
+def _scalar_columns(table: Any) -> dict[str, Any]:
+    """Columns of a DynamicTable holding one scalar per row (no ragged/region/array columns)."""
+    from hdmf.common import DynamicTableRegion, VectorIndex
+
+    ragged = {col.target.name for col in table.columns if isinstance(col, VectorIndex)}
+    columns = {}
+    for col in table.columns:
+        if isinstance(col, (VectorIndex, DynamicTableRegion)) or col.name in ragged:
+            continue
+        if np.ndim(col.data[:1]) != 1:
+            continue
+        columns[col.name] = col
+    return columns
+
+
+def _as_label_array(values: Any) -> np.ndarray:
+    """Column data as numpy, with strings as ``str`` (not ``object``/``bytes``)."""
+    array = np.asarray(values)
+    if array.dtype.kind == "S":
+        return np.char.decode(array, "utf-8").astype(str)
+    if array.dtype == object:
+        items = array.tolist()
+        if all(isinstance(item, bytes) for item in items):
+            return np.array([item.decode("utf-8") for item in items], dtype=str)
+        if all(isinstance(item, str) for item in items):
+            return np.array(items, dtype=str) if items else np.array([], dtype=str)
+    return array
+
+
+def _is_time_column(name: str, values: np.ndarray, start: np.ndarray, stop: np.ndarray) -> bool:
+    """Whether an (unrequested) float trials column holds times rather than labels."""
+    if values.dtype.kind != "f":
+        return False
+    if name.endswith(_TIME_SUFFIXES):
+        return True
+    finite = np.isfinite(values)
+    inside = (values >= start) & (values <= stop)
+    return bool(finite.any() and np.all(inside | ~finite))
+
+
+def _read_trial_grid(
+    nwbfile: Any,
+    path: Path,
+    *,
+    event: str,
+    window_start: float,
+    bin_size: float,
+    n_bins: int,
+    labels: Sequence[str] | None,
+) -> _TrialGrid:
+    """Read trial ids, event times and labels from the trials table."""
+    trials = nwbfile.trials
+    if trials is None:
+        raise DataError(f"{path}: no trials table (nwbfile.trials); trials are needed to align bins")
+    columns = _scalar_columns(trials)
+    available = ", ".join(trials.colnames)
+    if event not in columns:
+        raise DataError(
+            f"{path}: trials table has no event column {event!r}; available columns: {available}"
+        )
+    event_time = np.asarray(columns[event].data[:])
+    if event_time.dtype.kind not in "fiu":
+        raise DataError(f"{path}: event column {event!r} must hold times in seconds, got dtype {event_time.dtype}")
+    event_time = event_time.astype(float)
+    trial_ids = np.asarray(trials.id.data[:])
+    bad = ~np.isfinite(event_time)
+    if bad.any():
+        shown = ", ".join(str(t) for t in trial_ids[bad][:10]) + (" ..." if bad.sum() > 10 else "")
+        raise DataError(
+            f"{path}: trials column {event!r} has NaN event times for {int(bad.sum())} trial(s) "
+            f"(trial ids {shown}); every trial needs an event time"
+        )
+
+    if labels is None:
+        start = np.asarray(columns["start_time"].data[:], dtype=float)
+        stop = np.asarray(columns["stop_time"].data[:], dtype=float)
+        chosen = {}
+        for name, col in columns.items():
+            if name in ("start_time", "stop_time", event) or name in _RESERVED_LABELS:
+                continue
+            values = _as_label_array(col.data[:])
+            if not _is_time_column(name, values, start, stop):
+                chosen[name] = values
+    else:
+        if isinstance(labels, str):
+            labels = [labels]
+        chosen = {}
+        for name in labels:
+            if name in _RESERVED_LABELS:
+                raise DataError(f"{path}: {name!r} cannot be a label name (reserved for a dimension)")
+            if name not in trials.colnames:
+                raise DataError(
+                    f"{path}: trials table has no label column {name!r}; available columns: {available}"
+                )
+            if name not in columns:
+                raise DataError(f"{path}: trials column {name!r} does not hold one value per trial")
+            chosen[name] = _as_label_array(columns[name].data[:])
+    return _TrialGrid(
+        trial_ids=trial_ids,
+        event_time=event_time,
+        labels=chosen,
+        event=event,
+        window_start=window_start,
+        bin_size=bin_size,
+        n_bins=n_bins,
+    )
+
+
+def _read_units(
+    nwbfile: Any, path: Path, allow_silent_units: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Unit ids, concatenated spike times, their end offsets and scalar unit columns."""
+    units = nwbfile.units
+    if units is None:
+        raise DataError(f"{path}: no units table (nwbfile.units); spike times are needed")
+    if _SPIKE_COLUMN not in units.colnames:
+        raise DataError(f"{path}: units table has no {_SPIKE_COLUMN!r} column")
+    unit_ids = np.asarray(units.id.data[:])
+    if unit_ids.size == 0:
+        raise DataError(f"{path}: units table is empty; expected at least one unit")
+    index = units[_SPIKE_COLUMN]  # the VectorIndex of the ragged spike_times column
+    times = np.asarray(index.target.data[:], dtype=float)
+    ends = np.asarray(index.data[:], dtype=np.int64)
+    n_spikes = np.diff(np.concatenate([[0], ends]))
+    silent = n_spikes == 0
+    if silent.any() and not allow_silent_units:
+        shown = ", ".join(str(u) for u in unit_ids[silent][:10]) + (" ..." if silent.sum() > 10 else "")
+        raise DataError(
+            f"{path}: {int(silent.sum())} unit(s) have no spikes at all (unit ids {shown}); "
+            "pass allow_silent_units=True (CLI: --allow-silent-units) to keep them"
+        )
+    finite = np.isfinite(times)
+    if not finite.all():
+        unit_of_spike = np.repeat(unit_ids, n_spikes)
+        bad = np.unique(unit_of_spike[~finite])
+        raise DataError(f"{path}: spike_times of unit(s) {', '.join(map(str, bad[:10]))} contain NaN or inf")
+    unit_coords = {
+        name: _as_label_array(col.data[:])
+        for name, col in _scalar_columns(units).items()
+        if name != _SPIKE_COLUMN
+    }
+    return unit_ids, times, ends, unit_coords
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_nwb(
+    path: str | os.PathLike,
+    *,
+    subject_id: str,
+    spike_times: Sequence[np.ndarray],
+    trials: pd.DataFrame,
+    unit_columns: Mapping[str, Sequence] | None = None,
+    session_description: str,
+    notes: str = "",
+    session_start_time: datetime | None = None,
+    overwrite: bool = False,
+    unit_ids: Sequence[int] | np.ndarray | None = None,
+) -> Path:
+    """Write spike times and a trials table as a standard NWB file (atomically).
+
+    Parameters
+    ----------
+    path
+        Output ``.nwb`` file.
+    subject_id
+        Animal id, stored as ``nwbfile.subject.subject_id``.
+    spike_times
+        One array of spike times (seconds, session clock) per unit; may be empty.
+    trials
+        One row per trial with ``start_time`` and ``stop_time`` (seconds) and any other
+        columns (``str``, ``int``, ``bool`` or ``float``), e.g. ``odor_onset``, ``odor``,
+        ``position``. An integer index gives the trial ids (``0..n-1`` otherwise).
+    unit_columns
+        Per-unit metadata (location, quality, ...), each of length ``len(spike_times)``.
+    session_description
+        Free-text description of the session.
+    notes
+        Stored as ``nwbfile.notes`` (e.g. that spike times are only known to within a bin).
+    session_start_time
+        Timezone-aware start of the session; the current UTC time when omitted.
+    overwrite
+        Replace an existing ``path``.
+    unit_ids
+        Ids of the units (``0..n-1`` when omitted).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    DataError
+        If trials lack ``start_time``/``stop_time``, hold NaN times or unsupported
+        column types, or the unit arrays are inconsistent.
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    """
+    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.epoch import TimeIntervals
+    from pynwb.file import Subject
+    from pynwb.misc import Units
+
+    path = Path(path)
+    trial_columns, trial_ids = _trial_columns(path, trials)
+    times, ends, ids, unit_cols = _unit_columns(path, spike_times, unit_columns, unit_ids)
+    if session_start_time is None:
+        session_start_time = datetime.now(timezone.utc)
+    elif session_start_time.tzinfo is None:
+        raise DataError(f"{path}: session_start_time must be timezone-aware, got {session_start_time}")
+
+    nwbfile = NWBFile(
+        session_description=session_description,
+        identifier=str(uuid.uuid4()),
+        session_start_time=session_start_time,
+        subject=Subject(subject_id=str(subject_id)),
+        notes=notes or None,
+    )
+    nwbfile.trials = TimeIntervals(
+        name="trials",
+        description="trials",
+        id=ElementIdentifiers(name="id", data=trial_ids),
+        columns=[
+            VectorData(name=name, description=_trial_description(name), data=values)
+            for name, values in trial_columns.items()
+        ],
+    )
+    spike_data = VectorData(name="spike_times", description="spike times, seconds (session clock)", data=times)
+    columns: list[Any] = [spike_data, VectorIndex(name="spike_times_index", data=ends, target=spike_data)]
+    columns += [VectorData(name=name, description=f"unit {name}", data=values) for name, values in unit_cols.items()]
+    nwbfile.units = Units(
+        name="units", description="sorted units", id=ElementIdentifiers(name="id", data=ids), columns=columns
+    )
+    with atomic_output(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
+        # the temporary name ends in .tmp; the final name is the caller's
+        warnings.filterwarnings("ignore", message="The file path provided.*does not end in '.nwb'")
+        with NWBHDF5IO(str(tmp), mode="w") as io:
+            io.write(nwbfile)
+    return path
+
+
+def _trial_description(name: str) -> str:
+    if name == "start_time":
+        return "start of the trial, seconds"
+    if name == "stop_time":
+        return "end of the trial, seconds"
+    return _STANDARD_TRIAL_DESCRIPTIONS.get(name, f"trial column {name}")
+
+
+def _column_array(path: Path, what: str, name: str, values: Any) -> np.ndarray:
+    """One table column as a numpy array NWB can store (str as object, bool, int64, float64)."""
+    series = pd.Series(values)
+    if series.isna().any() and not pd.api.types.is_float_dtype(series.dtype):
+        raise DataError(f"{path}: {what} column {name!r} has missing values; only float columns may hold NaN")
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_integer_dtype(dtype):
+        return series.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(dtype):
+        return series.to_numpy(dtype=float, na_value=np.nan)
+    items = series.tolist()
+    if all(isinstance(item, str) for item in items):
+        return np.array(items, dtype=object)
+    raise DataError(
+        f"{path}: {what} column {name!r} has unsupported dtype {dtype}; expected str, int, bool or float"
+    )
+
+
+def _trial_columns(path: Path, trials: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Validated trials columns (start/stop first) and trial ids."""
+    if not isinstance(trials, pd.DataFrame):
+        raise DataError(f"{path}: trials must be a pandas DataFrame, got {type(trials).__name__}")
+    missing = [name for name in ("start_time", "stop_time") if name not in trials.columns]
+    if missing:
+        raise DataError(f"{path}: trials table lacks column(s) {missing}; start_time and stop_time are required")
+    if len(trials) == 0:
+        raise DataError(f"{path}: trials table is empty; expected at least one trial")
+    columns: dict[str, np.ndarray] = {}
+    for name in ["start_time", "stop_time"] + [c for c in trials.columns if c not in ("start_time", "stop_time")]:
+        if not isinstance(name, str) or not name or name == "id":
+            raise DataError(f"{path}: invalid trials column name {name!r}")
+        columns[name] = _column_array(path, "trials", name, trials[name])
+    start, stop = columns["start_time"], columns["stop_time"]
+    if start.dtype.kind != "f" or not (np.isfinite(start).all() and np.isfinite(stop).all()):
+        raise DataError(f"{path}: trials start_time/stop_time must be finite seconds")
+    if np.any(stop < start):
+        raise DataError(f"{path}: trials stop_time is before start_time in {int(np.sum(stop < start))} trial(s)")
+    if pd.api.types.is_integer_dtype(trials.index.dtype):
+        trial_ids = trials.index.to_numpy(dtype=np.int64)
+        if len(np.unique(trial_ids)) != len(trial_ids):
+            raise DataError(f"{path}: trials index (trial ids) must be unique")
+    else:
+        trial_ids = np.arange(len(trials), dtype=np.int64)
+    return columns, trial_ids
+
+
+def _unit_columns(
+    path: Path,
+    spike_times: Sequence[np.ndarray],
+    unit_columns: Mapping[str, Sequence] | None,
+    unit_ids: Sequence[int] | np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Concatenated spike times, index ends, unit ids and validated unit columns."""
+    arrays = [np.asarray(times, dtype=float).ravel() for times in spike_times]
+    n_units = len(arrays)
+    if n_units == 0:
+        raise DataError(f"{path}: spike_times is empty; expected one array per unit")
+    times = np.concatenate(arrays)
+    if not np.isfinite(times).all():
+        raise DataError(f"{path}: spike_times contain NaN or inf")
+    ends = np.cumsum([a.size for a in arrays]).astype(np.int64)
+    ids = np.arange(n_units, dtype=np.int64) if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
+    if ids.shape != (n_units,) or len(np.unique(ids)) != n_units:
+        raise DataError(f"{path}: unit_ids must be {n_units} unique integers, got shape {ids.shape}")
+    columns = {}
+    for name, values in (unit_columns or {}).items():
+        if name in ("id", "spike_times", "spike_times_index"):
+            raise DataError(f"{path}: unit column name {name!r} is reserved")
+        array = _column_array(path, "unit", name, np.asarray(values))
+        if array.shape != (n_units,):
+            raise DataError(f"{path}: unit column {name!r} has {array.size} values, expected {n_units}")
+        columns[name] = array
+    return times, ends, ids, columns
+
+
+def counts_to_spike_times(counts: np.ndarray, first_edges: np.ndarray, bin_size: float) -> list[np.ndarray]:
+    """Turn binned counts back into spike times, evenly spread inside each bin.
+
+    A count of ``k`` in the bin ``[a, a + bin_size)`` becomes ``k`` spikes at
+    ``a + bin_size * (j + 0.5) / k`` for ``j = 0..k-1`` (one spike sits at the bin
+    centre); every spike lies at least ``bin_size / (2k)`` from the edges, so binning the
+    spikes again on the same grid gives back exactly ``counts``.
+
+    Parameters
+    ----------
+    counts
+        Non-negative integer counts, shape ``(n_trials, n_units, n_bins)``.
+    first_edges
+        Absolute left edge of each trial's first bin (session clock), ``(n_trials,)``.
+    bin_size
+        Bin width, seconds.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Sorted spike times of each unit (``n_units`` arrays).
+    """
+    counts = np.asarray(counts)
+    first_edges = np.asarray(first_edges, dtype=float)
+    per_unit = np.moveaxis(counts, 1, 0).astype(np.int64)  # (unit, trial, bin)
+    unit, trial, bin_index = np.nonzero(per_unit)
+    k = per_unit[unit, trial, bin_index]
+    owner = np.repeat(np.arange(k.size), k)
+    rank = np.arange(owner.size) - np.repeat(np.cumsum(k) - k, k)
+    times = first_edges[trial[owner]] + bin_size * (bin_index[owner] + (rank + 0.5) / k[owner])
+    spike_unit = unit[owner]
+    times = times[np.lexsort((times, spike_unit))]
+    ends = np.cumsum(per_unit.sum(axis=(1, 2)))
+    return np.split(times, ends[:-1])
+
+
+def modality_to_nwb(
+    da: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    trial_duration: float | None = None,
+) -> Path:
+    """Write a modality back as an NWB file that reads back to the same counts.
+
+    Spikes are placed with :func:`counts_to_spike_times` (a single spike at its bin
+    centre). The trials table holds ``start_time``, ``stop_time``, the event column named
+    ``da.attrs["event"]`` (from the ``event_time`` coordinate) and every label
+    coordinate; unit ids and unit coordinates become the units table. Reading the file
+    with ``read_nwb(path, event=da.attrs["event"], window=(window_start, window_stop),
+    bin_size=bin_size, labels=label_names(da))`` returns ``da``'s counts and coordinates.
+
+    Parameters
+    ----------
+    da
+        A modality; its counts must be integer-valued and its trial windows
+        (``event_time + [window_start, window_stop)``) must not overlap.
+    path
+        Output ``.nwb`` file.
+    overwrite
+        Replace an existing ``path``.
+    trial_duration
+        ``stop_time - start_time`` of every trial, seconds. By default each trial spans
+        from ``min(window_start, 0)`` to ``max(window_stop, 0)`` around its event. When the
+        event is ``start_time`` (``stop_time``) the trial starts (ends) at the event.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Notes
+    -----
+    A unit whose counts are all zero becomes a unit without spikes, so such a file must
+    be read back with ``allow_silent_units=True``.
+
+    Raises
+    ------
+    DataError
+        If the counts are not whole numbers, trial windows overlap, or
+        ``trial_duration`` is negative.
+    """
+    path = Path(path)
+    validate_modality(da)
+    where = da.attrs.get("source") or da.attrs["animal"]
+    values = np.asarray(da.values)
+    counts = np.rint(values).astype(np.int64)
+    if not np.array_equal(counts, values):
+        raise DataError(f"{where}: counts must be whole numbers to be written as spikes")
+    event = str(da.attrs["event"])
+    bin_size = float(da.attrs["bin_size"])
+    window_start, window_stop = float(da.attrs["window_start"]), float(da.attrs["window_stop"])
+    event_time = np.asarray(da["event_time"].values, dtype=float)
+
+    first_edges = event_time + window_start
+    order = np.argsort(first_edges, kind="stable")
+    gaps = first_edges[order][1:] - (event_time[order][:-1] + window_stop)
+    if np.any(gaps < -EDGE_TOLERANCE * bin_size):
+        raise DataError(
+            f"{where}: trial windows overlap on the session clock (event_time + [{window_start}, "
+            f"{window_stop}) s), so spikes cannot be placed in one trial only"
+        )
+    lo, hi = min(window_start, 0.0), max(window_stop, 0.0)
+    duration = hi - lo if trial_duration is None else float(trial_duration)
+    if not np.isfinite(duration) or duration < 0:
+        raise DataError(f"{path}: trial_duration must be a non-negative number of seconds, got {trial_duration}")
+    if event == "stop_time":
+        start, stop = event_time - duration, event_time
+    elif event == "start_time":
+        start, stop = event_time, event_time + duration
+    else:
+        start = event_time + lo
+        stop = start + duration
+
+    table: dict[str, np.ndarray] = {"start_time": start, "stop_time": stop}
+    if event not in table:
+        table[event] = event_time
+    for name in label_names(da):
+        if name not in table:
+            table[name] = np.asarray(da[name].values)
+    trials = pd.DataFrame(table, index=pd.Index(np.asarray(da["trial"].values), name="id"))
+    unit_coords = {
+        name: np.asarray(coord.values)
+        for name, coord in da.coords.items()
+        if coord.dims == ("unit",) and name != "unit"
+    }
+    return write_nwb(
+        path,
+        subject_id=str(da.attrs["animal"]),
+        spike_times=counts_to_spike_times(counts, first_edges, bin_size),
+        trials=trials,
+        unit_columns=unit_coords,
+        unit_ids=np.asarray(da["unit"].values),
+        session_description=f"binned spike counts of {da.attrs['animal']} written back by neurovamp",
+        notes=(
+            f"Written from binned counts ({bin_size} s bins): spike times are only known to within "
+            "their bin; a count of k places k spikes evenly inside the bin."
+        ),
+        overwrite=overwrite,
+    )
+

@@ -1,0 +1,356 @@
+"""Model configuration: which multimodal VAE, its networks, likelihood and objective weights.
+
+:class:`ModelConfig` is a validated, JSON-safe dataclass. Every invalid value raises
+:class:`~neurovamp.errors.ConfigError` naming the field and the allowed values, both when
+a config is built in Python and when it is read back with :meth:`ModelConfig.from_dict`.
+
+Presets
+-------
+``ModelConfig()`` (preset ``"neurovamp"``)
+    Neurovamp's defaults for spike counts: Poisson likelihood with an exponential link,
+    ``latent_dim=8``, one encoder hidden layer of 128 units with LeakyReLU, and a *linear*
+    decoder (log-rate affine in z, the readout of GPFA/LFADS-style models). A linear
+    readout is a Poisson GLM per unit; it has few parameters (the data sets hold a few
+    hundred trials per animal) and it extrapolates sensibly to latent regions an animal
+    never visited, which matters when imputing one animal from another. These values are
+    a starting point; they are meant to be tuned by measurement.
+``ModelConfig.paper()`` (preset ``"paper"``)
+    The hippocampal experiment of Sutter et al. (NeurIPS 2024), as set in the authors'
+    released configuration: ``latent_dim=2``; encoder and decoder MLPs with two hidden
+    layers as wide as the animal's input (``hidden=("input", "input")``), LeakyReLU
+    (slope 0.01); the encoder squeezes its last hidden layer through an activated
+    ``latent_dim``-wide layer before the mean/log-variance heads
+    (``encoder_bottleneck=True``); ``alpha=0`` (no N(0, I) component in the mixture
+    prior) and ``beta=1``. Their reconstruction term is the summed squared error, which
+    is the negative Gaussian log-likelihood with fixed variance 1/2 up to an additive
+    constant, hence ``likelihood="gaussian"`` with ``gaussian_scale=1/sqrt(2)`` (the
+    objective, and so the balance between reconstruction and regulariser, is the same).
+    Training settings of that experiment (Adam, lr 1e-3, batch 128) belong to the
+    training configuration, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from neurovamp.errors import ConfigError
+
+__all__ = [
+    "ModelConfig",
+    "MODELS",
+    "JOINT_MODELS",
+    "ACTIVATIONS",
+    "DECODERS",
+    "LIKELIHOODS",
+    "LINKS",
+    "PRESETS",
+]
+
+MODELS = ("mmvm", "independent", "poe", "moe", "mopoe", "avg")
+"""Model names: the MMVM VAE, independent VAEs and the four joint-posterior baselines."""
+JOINT_MODELS = ("poe", "moe", "mopoe", "avg")
+"""Models with one joint latent aggregated from the animals' unimodal posteriors."""
+ACTIVATIONS = ("leaky_relu", "relu", "elu", "softplus", "tanh")
+DECODERS = ("mlp", "linear")
+LIKELIHOODS = ("poisson", "negbin", "gaussian")
+LINKS = ("exp", "softplus")
+PRESETS = ("neurovamp", "paper")
+
+_INPUT = "input"
+
+
+def _allowed(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Settings of a :class:`~neurovamp.models.module.MultiAnimalVAE`.
+
+    Parameters
+    ----------
+    model
+        ``"mmvm"`` (mixture-of-unimodal-posteriors prior, Sutter et al. 2024),
+        ``"independent"`` (one VAE per animal, N(0, I) prior), or a joint VAE whose
+        single latent aggregates the animals' posteriors: ``"poe"`` (product of experts
+        with a N(0, I) prior expert), ``"moe"`` (mixture of experts), ``"mopoe"``
+        (mixture of products over all non-empty subsets), ``"avg"`` (average of means
+        and of variances).
+    latent_dim
+        Dimension K of the latent space (positive integer).
+    hidden
+        Widths of the encoder's hidden layers, input side first; the decoder MLP uses
+        the reversed list. Each entry is a positive integer or ``"input"`` (as wide as
+        the animal's input). The string ``"input"`` alone means ``("input",)``; an
+        empty sequence means no hidden layer. Stored as a tuple.
+    activation
+        Hidden-layer nonlinearity: one of ``"leaky_relu"`` (slope 0.01), ``"relu"``,
+        ``"elu"``, ``"softplus"``, ``"tanh"``.
+    decoder
+        ``"mlp"`` (hidden layers as above) or ``"linear"`` (the likelihood's natural
+        parameter, log-rate for counts through the exp link or the mean for Gaussian
+        data, is affine in z).
+    likelihood
+        ``"poisson"``, ``"negbin"`` (per-unit learnable dispersion) or ``"gaussian"``
+        (fixed scale ``gaussian_scale``).
+    link
+        Map from the decoder output to the mean of count likelihoods: ``"exp"``
+        (canonical; with a linear decoder a Poisson GLM) or ``"softplus"``. Ignored by
+        the Gaussian likelihood (identity).
+    gaussian_scale
+        Fixed standard deviation of the Gaussian likelihood (positive).
+    alpha
+        Weight of the N(0, I) component in the MMVM prior, in [0, 1]; used by
+        ``model="mmvm"`` only (``alpha=1`` gives independent VAEs).
+    beta
+        Weight of the regulariser (KL terms), non-negative.
+    dropout
+        Dropout probability after every hidden activation, in [0, 1).
+    encoder_bottleneck
+        Pass the last encoder hidden layer through an activated ``latent_dim``-wide
+        layer before the mean/log-variance heads (as the paper's code does).
+    preset
+        Label of the preset these values started from (free text, non-empty);
+        ``"neurovamp"`` for the defaults, ``"paper"`` for :meth:`paper`.
+    """
+
+    model: str = "mmvm"
+    latent_dim: int = 8
+    hidden: tuple[int | str, ...] = (128,)
+    activation: str = "leaky_relu"
+    decoder: str = "linear"
+    likelihood: str = "poisson"
+    link: str = "exp"
+    gaussian_scale: float = 1.0
+    alpha: float = 0.0
+    beta: float = 1.0
+    dropout: float = 0.0
+    encoder_bottleneck: bool = False
+    preset: str = "neurovamp"
+
+    _CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "model": MODELS,
+        "activation": ACTIVATIONS,
+        "decoder": DECODERS,
+        "likelihood": LIKELIHOODS,
+        "link": LINKS,
+    }
+
+    # ------------------------------------------------------------------ validation
+    def __post_init__(self) -> None:
+        for name, choices in self._CHOICES.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in choices:
+                raise ConfigError(f"ModelConfig.{name} must be one of {_allowed(choices)}, got {value!r}")
+
+        latent = self.latent_dim
+        if isinstance(latent, bool) or not isinstance(latent, numbers.Integral) or latent < 1:
+            raise ConfigError(f"ModelConfig.latent_dim must be a positive integer, got {latent!r}")
+        object.__setattr__(self, "latent_dim", int(latent))
+
+        object.__setattr__(self, "hidden", _normalise_hidden(self.hidden))
+
+        self._set_float("gaussian_scale", low=0.0, low_open=True)
+        self._set_float("alpha", low=0.0, high=1.0)
+        self._set_float("beta", low=0.0)
+        self._set_float("dropout", low=0.0, high=1.0, high_open=True)
+
+        if not isinstance(self.encoder_bottleneck, bool):
+            raise ConfigError(
+                f"ModelConfig.encoder_bottleneck must be true or false, got {self.encoder_bottleneck!r}"
+            )
+        if not isinstance(self.preset, str) or not self.preset.strip():
+            raise ConfigError(f"ModelConfig.preset must be a non-empty string, got {self.preset!r}")
+
+    def _set_float(
+        self,
+        name: str,
+        *,
+        low: float,
+        high: float = math.inf,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> None:
+        value = getattr(self, name)
+        lo = "(" if low_open else "["
+        hi = ")" if high_open or math.isinf(high) else "]"
+        interval = f"{lo}{low:g}, {'inf' if math.isinf(high) else f'{high:g}'}{hi}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ConfigError(f"ModelConfig.{name} must be a number in {interval}, got {value!r}")
+        fvalue = float(value)
+        bad = (
+            not math.isfinite(fvalue)
+            or fvalue < low
+            or fvalue > high
+            or (low_open and fvalue == low)
+            or (high_open and fvalue == high)
+        )
+        if bad:
+            raise ConfigError(f"ModelConfig.{name} must be a number in {interval}, got {value!r}")
+        object.__setattr__(self, name, fvalue)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def is_joint(self) -> bool:
+        """Whether the model has one joint latent (``poe``, ``moe``, ``mopoe``, ``avg``)."""
+        return self.model in JOINT_MODELS
+
+    def hidden_widths(self, input_dim: int) -> list[int]:
+        """Encoder hidden widths for an animal with ``input_dim`` features.
+
+        Parameters
+        ----------
+        input_dim
+            Number of input features of the animal (units x bins).
+
+        Returns
+        -------
+        list of int
+            ``hidden`` with every ``"input"`` replaced by ``input_dim``.
+        """
+        return [input_dim if w == _INPUT else int(w) for w in self.hidden]
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """Return a validated copy with some fields changed.
+
+        Parameters
+        ----------
+        **changes
+            Field names and new values.
+
+        Returns
+        -------
+        ModelConfig
+        """
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"ModelConfig has no field(s) {unknown}; fields: {_field_names()}")
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary of all fields (``hidden`` as a list).
+
+        Returns
+        -------
+        dict
+            Plain ``str``/``int``/``float``/``bool``/``list`` values; ``from_dict`` of it
+            gives an equal config.
+        """
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["hidden"] = list(self.hidden)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build a config from a dictionary such as :meth:`to_dict` writes.
+
+        Parameters
+        ----------
+        data
+            Field names to values; missing fields take their defaults.
+
+        Returns
+        -------
+        ModelConfig
+
+        Raises
+        ------
+        ConfigError
+            For unknown fields or invalid values.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"ModelConfig.from_dict expects a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"ModelConfig has no field(s) {unknown}; fields: {_field_names()}")
+        return cls(**dict(data))
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def paper(cls, model: str = "mmvm", **overrides: Any) -> ModelConfig:
+        """The preset of the paper's hippocampal experiment (see the module docstring).
+
+        Parameters
+        ----------
+        model
+            Which model to configure with the paper's networks and likelihood.
+        **overrides
+            Fields to change from the preset.
+
+        Returns
+        -------
+        ModelConfig
+            ``latent_dim=2``, ``hidden=("input", "input")``, LeakyReLU, MLP decoder,
+            Gaussian likelihood with scale ``1/sqrt(2)``, ``alpha=0``, ``beta=1``,
+            ``encoder_bottleneck=True``, ``preset="paper"``.
+        """
+        values: dict[str, Any] = dict(
+            model=model,
+            latent_dim=2,
+            hidden=(_INPUT, _INPUT),
+            activation="leaky_relu",
+            decoder="mlp",
+            likelihood="gaussian",
+            gaussian_scale=1.0 / math.sqrt(2.0),
+            alpha=0.0,
+            beta=1.0,
+            dropout=0.0,
+            encoder_bottleneck=True,
+            preset="paper",
+        )
+        values.update(overrides)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_preset(cls, name: str, model: str = "mmvm", **overrides: Any) -> ModelConfig:
+        """Config of a named preset.
+
+        Parameters
+        ----------
+        name
+            ``"neurovamp"`` (the defaults) or ``"paper"``.
+        model
+            Model name (see :attr:`model`).
+        **overrides
+            Fields to change from the preset.
+
+        Returns
+        -------
+        ModelConfig
+        """
+        if name == "paper":
+            return cls.paper(model, **overrides)
+        if name == "neurovamp":
+            return cls.from_dict({"model": model, **overrides})
+        raise ConfigError(f"ModelConfig preset must be one of {_allowed(PRESETS)}, got {name!r}")
+
+
+def _field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(ModelConfig)]
+
+
+def _normalise_hidden(hidden: Any) -> tuple[int | str, ...]:
+    message = (
+        "ModelConfig.hidden must be 'input' or a list whose entries are positive integers "
+        f"or 'input', got {hidden!r}"
+    )
+    if isinstance(hidden, str):
+        if hidden != _INPUT:
+            raise ConfigError(message)
+        return (_INPUT,)
+    if not isinstance(hidden, (list, tuple)):
+        raise ConfigError(message)
+    out: list[int | str] = []
+    for width in hidden:
+        if width == _INPUT and isinstance(width, str):
+            out.append(_INPUT)
+        elif isinstance(width, numbers.Integral) and not isinstance(width, bool) and width >= 1:
+            out.append(int(width))
+        else:
+            raise ConfigError(message)
+    return tuple(out)

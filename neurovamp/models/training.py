@@ -1,0 +1,668 @@
+"""Training engine: Adam, early stopping on the validation loss, checkpoints, resume.
+
+The engine trains any :class:`torch.nn.Module` that exposes
+``loss(xs, mask) -> dict[str, Tensor]`` (with a scalar ``"loss"`` entry, the quantity
+minimised) on the batches of a :class:`~neurovamp.data.pairing.PairedData`.
+
+Determinism
+-----------
+Everything random in an epoch is derived from ``(seed, epoch)`` alone: the torch RNG
+(reparameterisation noise, dropout) is reseeded at the start of every epoch, batches
+are shuffled with a :class:`torch.Generator` seeded from ``(seed, epoch)``, and
+resampled pairs (``strategy="resample"``) are drawn by
+:meth:`~neurovamp.data.pairing.PairedData.epoch_pairs` from ``(paired.seed, epoch)``. A run interrupted after epoch *k* and resumed from its checkpoint therefore
+reaches exactly the weights and history of an uninterrupted run. The caller's global
+torch RNG state is restored when training ends.
+
+Checkpoint format
+-----------------
+``checkpoint_dir/checkpoint.pt`` is written atomically with :func:`torch.save` and read
+with ``torch.load(weights_only=True)``; it holds only tensors and plain Python values::
+
+    format           "neurovamp-checkpoint"
+    version          1
+    epoch            number of completed epochs
+    model_state      module.state_dict() after that epoch (not the best weights)
+    optimizer_state  Adam state_dict
+    history          dict of lists (see :func:`Trainer.history`)
+    best_state       state_dict with the best monitored loss so far (or None)
+    best_epoch       epoch of best_state (0 when none)
+    best_score       its monitored loss (inf when none)
+    bad_epochs       epochs since the last improvement (early-stopping counter)
+    stopped          whether early stopping ended the run
+    config           TrainingConfig.to_dict()
+    rng              {"torch": ByteTensor, "cuda": [ByteTensor, ...]} at the end of the
+                     epoch (restored on resume; every epoch reseeds from (seed, epoch))
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurovamp._files import atomic_output, check_writable
+from neurovamp.errors import ConfigError, DataError, TrainingError
+
+__all__ = [
+    "TrainingConfig",
+    "Trainer",
+    "fit_module",
+    "resolve_device",
+    "load_checkpoint",
+    "CHECKPOINT_NAME",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_CHECKPOINT_FORMAT = "neurovamp-checkpoint"
+_CHECKPOINT_VERSION = 1
+# Fields that may differ between a run and its resumption without breaking determinism.
+_RESUMABLE_CHANGES = ("epochs", "patience", "checkpoint_every", "device")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Optimisation settings.
+
+    Parameters
+    ----------
+    epochs
+        Maximum number of passes over the training pairs.
+    batch_size
+        Samples per batch (a sample is one pair in one sub-window).
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam (L2) weight decay.
+    patience
+        Stop when the monitored loss (validation loss; the training loss when the
+        validation split is empty) has not improved for this many epochs; ``None``
+        trains all ``epochs``.
+    min_delta
+        Smallest decrease of the monitored loss that counts as an improvement.
+    restore_best
+        Load the weights of the best epoch (by the monitored loss) when training ends.
+    max_grad_norm
+        Clip the global gradient norm to this value; ``None`` disables clipping.
+    seed
+        Seed of every random draw during training (see the module docstring).
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    checkpoint_every
+        Write a checkpoint every this many epochs (and always at the end) when a
+        checkpoint folder is given.
+    explode_factor
+        Raise :class:`~neurovamp.errors.TrainingError` when a batch loss exceeds
+        ``explode_factor * max(|best epoch training loss|, 1)``; ``None`` disables the
+        check (non-finite losses always raise).
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 20
+    min_delta: float = 0.0
+    restore_best: bool = True
+    max_grad_norm: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 10
+    explode_factor: float | None = 1e4
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"TrainingConfig.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, int(value))
+
+        def positive_float(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            try:
+                fvalue = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"TrainingConfig.{name} must be a number, got {value!r}") from None
+            if not math.isfinite(fvalue) or fvalue < 0 or (fvalue == 0 and not allow_zero):
+                kind = "non-negative" if allow_zero else "positive"
+                raise ConfigError(f"TrainingConfig.{name} must be a finite {kind} number, got {value!r}")
+            setattr(self, name, fvalue)
+
+        positive_int("epochs")
+        positive_int("batch_size")
+        positive_int("patience", allow_none=True)
+        positive_int("checkpoint_every")
+        positive_float("lr")
+        positive_float("weight_decay", allow_zero=True)
+        positive_float("min_delta", allow_zero=True)
+        positive_float("max_grad_norm", allow_none=True)
+        positive_float("explode_factor", allow_none=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f"TrainingConfig.seed must be a non-negative integer, got {self.seed!r}")
+        self.seed = int(self.seed)
+        self.restore_best = bool(self.restore_best)
+        if not isinstance(self.device, str):
+            self.device = str(self.device)
+        _parse_device_name(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy of the settings.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainingConfig:
+        """Rebuild a configuration from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        values
+            Field name to value; unknown names raise.
+
+        Returns
+        -------
+        TrainingConfig
+            The configuration.
+
+        Raises
+        ------
+        ConfigError
+            On unknown fields or invalid values.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"TrainingConfig: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**dict(values))
+
+
+def _parse_device_name(device: str) -> None:
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn a device option into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device
+        ``"auto"`` picks CUDA when :func:`torch.cuda.is_available`, else the CPU;
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a :class:`torch.device` are taken as is.
+
+    Returns
+    -------
+    torch.device
+        The device to train or predict on.
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown or CUDA was requested but is not available.
+    """
+    if isinstance(device, torch.device):
+        parsed = device
+    else:
+        device = str(device)
+        _parse_device_name(device)
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        parsed = torch.device(device)
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(parsed)!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {str(parsed)!r}")
+    return parsed
+
+
+def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A 63-bit seed for one random stream of one epoch."""
+    state = np.random.SeedSequence([seed, epoch, stream]).generate_state(2, dtype=np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1]))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint without unpickling code.
+
+    Parameters
+    ----------
+    path
+        A ``checkpoint.pt`` file or the folder holding one.
+    map_location
+        Where to put the tensors.
+
+    Returns
+    -------
+    dict
+        The checkpoint (see the module docstring for its keys).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or is not a neurovamp checkpoint.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise DataError(f"{path}: no checkpoint found (expected a file written by neurovamp training)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt or foreign file
+        raise DataError(f"{path}: cannot read checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a neurovamp checkpoint (missing format {_CHECKPOINT_FORMAT!r})")
+    if state.get("version") != _CHECKPOINT_VERSION:
+        raise DataError(
+            f"{path}: checkpoint version {state.get('version')!r} is not supported "
+            f"(this neurovamp reads version {_CHECKPOINT_VERSION})"
+        )
+    return state
+
+
+def _state_to_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+
+class Trainer:
+    """Fit a multi-animal module on paired data.
+
+    Parameters
+    ----------
+    module
+        A :class:`torch.nn.Module` with ``loss(xs, mask) -> dict[str, Tensor]`` whose
+        ``"loss"`` entry is the scalar to minimise; every other entry is logged.
+    paired
+        The paired, split data (:class:`~neurovamp.data.pairing.PairedData`).
+    config
+        Optimisation settings; defaults when omitted.
+    checkpoint_dir
+        Folder for ``checkpoint.pt``; no checkpoints when ``None``.
+    progress
+        Show a tqdm progress bar (one step per epoch, with running losses).
+
+    Attributes
+    ----------
+    device : torch.device
+        Where the module and the data live during training.
+    best_epoch : int
+        Epoch with the lowest monitored loss (0 before any epoch).
+    epochs_run : int
+        Completed epochs (including those before a resume).
+    stopped_early : bool
+        Whether early stopping ended training.
+    monitor : str
+        History column used for early stopping (``"val/loss"`` or ``"train/loss"``).
+    """
+
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        paired: Any,
+        config: TrainingConfig | None = None,
+        *,
+        checkpoint_dir: str | os.PathLike | None = None,
+        progress: bool = True,
+    ) -> None:
+        if not hasattr(module, "loss"):
+            raise ConfigError(f"{type(module).__name__} has no loss(xs, mask) method; cannot train it")
+        self.module = module
+        self.paired = paired
+        self.config = config if config is not None else TrainingConfig()
+        if not isinstance(self.config, TrainingConfig):
+            raise ConfigError(f"config must be a TrainingConfig, got {type(self.config).__name__}")
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.progress = bool(progress)
+        self.device = resolve_device(self.config.device)
+        self.module.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.module.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        from neurovamp.data.tensors import TensorBatcher
+
+        self._train = TensorBatcher(paired, "train", device=self.device)
+        if self._train.n_samples == 0:
+            raise DataError("the training split has no samples; check the pairing, filters and split fractions")
+        self._val = TensorBatcher(paired, "val", device=self.device)
+        self.monitor = "val/loss" if self._val.n_samples > 0 else "train/loss"
+        self._history: dict[str, list] = {"epoch": []}
+        self.best_epoch = 0
+        self.best_score = math.inf
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+        self.epochs_run = 0
+        self.stopped_early = False
+        self._best_train_loss = math.inf
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``checkpoint_dir / "checkpoint.pt"``, or ``None`` without a checkpoint folder."""
+        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+
+    def history(self) -> dict[str, list]:
+        """Per-epoch losses.
+
+        Returns
+        -------
+        dict of lists
+            ``"epoch"`` (1-based) and, for every loss term ``t`` the module reports,
+            ``"train/t"`` and (when the validation split is not empty) ``"val/t"``: the
+            sample-weighted mean over the epoch. Plain Python floats (JSON-serialisable).
+        """
+        return {key: list(values) for key, values in self._history.items()}
+
+    def fit(self, *, resume: bool = False, overwrite: bool = False) -> dict[str, list]:
+        """Train until ``config.epochs`` or early stopping.
+
+        Parameters
+        ----------
+        resume
+            Continue from ``checkpoint_dir/checkpoint.pt`` (model, optimizer, history,
+            early-stopping state); the result equals an uninterrupted run.
+        overwrite
+            Allow starting afresh over an existing checkpoint (ignored with ``resume``).
+
+        Returns
+        -------
+        dict of lists
+            The history (see :meth:`history`).
+
+        Raises
+        ------
+        TrainingError
+            On a non-finite or exploding loss or gradient; the message names the epoch
+            and the loss term, and the last good checkpoint is left in place.
+        ConfigError
+            If ``resume`` is asked without a checkpoint folder, or the checkpoint was
+            written with incompatible settings.
+        OutputExistsError
+            If a checkpoint exists and neither ``resume`` nor ``overwrite`` is set.
+        DataError
+            If ``resume`` is asked but no checkpoint exists.
+        """
+        cfg = self.config
+        if resume:
+            if self.checkpoint_dir is None:
+                raise ConfigError("resume=True needs a checkpoint_dir holding checkpoint.pt")
+            self._load(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        elif self.checkpoint_path is not None:
+            check_writable(self.checkpoint_path, overwrite=overwrite)
+
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if resume:
+                self._restore_rng()
+            bar = tqdm(
+                total=cfg.epochs,
+                initial=min(self.epochs_run, cfg.epochs),
+                desc="training",
+                unit="epoch",
+                disable=not self.progress,
+                leave=False,
+            )
+            try:
+                while self.epochs_run < cfg.epochs and not self.stopped_early:
+                    epoch = self.epochs_run + 1
+                    self._run_epoch(epoch, bar)
+                    bar.update(1)
+                    if self.checkpoint_path is not None and epoch % cfg.checkpoint_every == 0:
+                        self._save()
+            finally:
+                bar.close()
+            if self.checkpoint_path is not None:
+                self._save()
+        if cfg.restore_best and self._best_state is not None:
+            self.module.load_state_dict(self._best_state)
+        return self.history()
+
+    # ------------------------------------------------------------------ one epoch
+    def _run_epoch(self, epoch: int, bar: tqdm) -> None:
+        cfg = self.config
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch, 0))
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(_epoch_seed(cfg.seed, epoch, 1))
+
+        self.module.train()
+        sums: dict[str, float] = {}
+        n_total = 0
+        for xs, mask in self._train_batches(generator, epoch):
+            terms = self.module.loss(xs, mask)
+            loss = terms["loss"]
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingError(self._nonfinite_message(epoch, terms))
+            if (
+                cfg.explode_factor is not None
+                and math.isfinite(self._best_train_loss)
+                and value > cfg.explode_factor * max(abs(self._best_train_loss), 1.0)
+            ):
+                raise TrainingError(
+                    f"epoch {epoch}: training loss exploded to {value:.4g} (best epoch mean so far "
+                    f"{self._best_train_loss:.4g}, explode_factor={cfg.explode_factor:g}); "
+                    f"lower the learning rate or set max_grad_norm{self._checkpoint_note()}"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = cfg.max_grad_norm if cfg.max_grad_norm is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), max_norm)
+            if not bool(torch.isfinite(norm)):
+                raise TrainingError(
+                    f"epoch {epoch}: non-finite gradient (norm {float(norm)}) from a finite loss "
+                    f"{value:.4g}{self._checkpoint_note()}"
+                )
+            self.optimizer.step()
+            batch = int(mask.shape[0])
+            n_total += batch
+            for key, term in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(term.detach()) * batch
+            bar.set_postfix({"epoch": epoch, "loss": f"{sums['loss'] / n_total:.4g}"}, refresh=False)
+
+        train_terms = {key: total / n_total for key, total in sums.items()}
+        val_terms = self._evaluate(self._val) if self._val.n_samples > 0 else {}
+
+        self._record(epoch, "train", train_terms)
+        self._record(epoch, "val", val_terms)
+        self._history["epoch"].append(epoch)
+        self.epochs_run = epoch
+        self._best_train_loss = min(self._best_train_loss, train_terms["loss"])
+
+        score = val_terms["loss"] if val_terms else train_terms["loss"]
+        if not math.isfinite(score):
+            raise TrainingError(f"epoch {epoch}: non-finite {self.monitor} ({score}){self._checkpoint_note()}")
+        if score < self.best_score - cfg.min_delta:
+            self.best_score = score
+            self.best_epoch = epoch
+            self._best_state = _state_to_cpu(self.module.state_dict())
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+            if cfg.patience is not None and self.bad_epochs >= cfg.patience:
+                self.stopped_early = True
+        postfix = {"epoch": epoch, "loss": f"{train_terms['loss']:.4g}"}
+        if val_terms:
+            postfix["val"] = f"{val_terms['loss']:.4g}"
+        bar.set_postfix(postfix, refresh=False)
+
+    def _train_batches(
+        self, generator: torch.Generator, epoch: int
+    ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
+        # With strategy="resample" the batcher draws the epoch's pairs from
+        # (paired.seed, "train", epoch); the order comes from our (seed, epoch) generator.
+        return self._train.batches(self.config.batch_size, shuffle=True, generator=generator, epoch=epoch)
+
+    @torch.no_grad()
+    def _evaluate(self, batcher: Any) -> dict[str, float]:
+        self.module.eval()
+        sums: dict[str, float] = {}
+        n_total = 0
+        for xs, mask in batcher.batches(self.config.batch_size, shuffle=False):
+            terms = self.module.loss(xs, mask)
+            batch = int(mask.shape[0])
+            n_total += batch
+            for key, term in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(term.detach()) * batch
+        self.module.train()
+        return {key: total / n_total for key, total in sums.items()}
+
+    def _record(self, epoch: int, split: str, terms: Mapping[str, float]) -> None:
+        n_before = len(self._history["epoch"])
+        for key, value in terms.items():
+            column = self._history.setdefault(f"{split}/{key}", [None] * n_before)
+            column.append(float(value))
+        # A term missing this epoch keeps the columns aligned.
+        for key, column in self._history.items():
+            if key.startswith(f"{split}/") and len(column) == n_before:
+                column.append(None)
+
+    def _nonfinite_message(self, epoch: int, terms: Mapping[str, torch.Tensor]) -> str:
+        bad = [key for key, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
+        named = ", ".join(repr(key) for key in bad) or "'loss'"
+        return (
+            f"epoch {epoch}: non-finite training loss (term(s) {named}); "
+            f"lower the learning rate, set max_grad_norm, or check the input counts"
+            f"{self._checkpoint_note()}"
+        )
+
+    def _checkpoint_note(self) -> str:
+        path = self.checkpoint_path
+        if path is not None and path.is_file():
+            return f"; the last good checkpoint is kept at {path}"
+        return ""
+
+    # ------------------------------------------------------------------ checkpoints
+    def _rng_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = [torch.cuda.get_rng_state(self.device)]
+        else:
+            state["cuda"] = []
+        return state
+
+    def _restore_rng(self) -> None:
+        state = getattr(self, "_resumed_rng", None)
+        if not state:
+            return
+        torch.set_rng_state(state["torch"].to("cpu", torch.uint8))
+        if self.device.type == "cuda" and state.get("cuda"):
+            torch.cuda.set_rng_state(state["cuda"][0].to("cpu", torch.uint8), self.device)
+
+    def _save(self) -> None:
+        path = self.checkpoint_path
+        assert path is not None
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "version": _CHECKPOINT_VERSION,
+            "epoch": self.epochs_run,
+            "model_state": _state_to_cpu(self.module.state_dict()),
+            "optimizer_state": self.optimizer.state_dict(),
+            "history": self.history(),
+            "best_state": self._best_state,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "bad_epochs": self.bad_epochs,
+            "stopped": self.stopped_early,
+            "best_train_loss": self._best_train_loss,
+            "config": self.config.to_dict(),
+            "rng": self._rng_state(),
+        }
+        with atomic_output(path, overwrite=True) as tmp:
+            torch.save(payload, tmp)
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        saved = dict(state.get("config", {}))
+        current = self.config.to_dict()
+        changed = sorted(
+            key for key in current if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != current[key]
+        )
+        if changed:
+            details = ", ".join(f"{key}: {saved[key]!r} -> {current[key]!r}" for key in changed)
+            raise ConfigError(
+                f"{self.checkpoint_path}: cannot resume with different training settings ({details}); "
+                f"only {', '.join(_RESUMABLE_CHANGES)} may change"
+            )
+        try:
+            self.module.load_state_dict(state["model_state"])
+            if state.get("best_state") is not None:
+                # Checked now so that a mismatch fails before training, not at the end.
+                copy.deepcopy(self.module).load_state_dict(state["best_state"])
+            self.optimizer.load_state_dict(state["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise DataError(
+                f"{self.checkpoint_path}: checkpoint does not match this model ({exc}); "
+                f"was it written for a different model or data?"
+            ) from exc
+        self._history = {key: list(values) for key, values in state["history"].items()}
+        self._best_state = state.get("best_state")
+        self.best_epoch = int(state["best_epoch"])
+        self.best_score = float(state["best_score"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.stopped_early = bool(state["stopped"])
+        self.epochs_run = int(state["epoch"])
+        self._best_train_loss = float(state.get("best_train_loss", math.inf))
+        self._resumed_rng = state.get("rng")
+        # If patience grew on resume, a run stopped early may continue.
+        if self.stopped_early and (self.config.patience is None or self.bad_epochs < self.config.patience):
+            self.stopped_early = False
+
+
+def fit_module(
+    module: torch.nn.Module,
+    paired: Any,
+    config: TrainingConfig | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, list]:
+    """Train ``module`` on ``paired`` (functional form of :class:`Trainer`).
+
+    Parameters
+    ----------
+    module
+        Module with ``loss(xs, mask) -> dict[str, Tensor]``; trained in place and left
+        on the training device, holding the best weights when ``config.restore_best``.
+    paired
+        The paired, split data (:class:`~neurovamp.data.pairing.PairedData`).
+    config
+        Optimisation settings; defaults when omitted.
+    checkpoint_dir
+        Folder for ``checkpoint.pt``; no checkpoints when ``None``.
+    resume
+        Continue from the checkpoint in ``checkpoint_dir``.
+    overwrite
+        Allow replacing an existing checkpoint when not resuming.
+    progress
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    dict of lists
+        Per-epoch history (see :meth:`Trainer.history`).
+    """
+    trainer = Trainer(module, paired, config, checkpoint_dir=checkpoint_dir, progress=progress)
+    return trainer.fit(resume=resume, overwrite=overwrite)

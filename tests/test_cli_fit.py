@@ -1,0 +1,102 @@
+"""End-to-end tests of ``neurovamp fit`` and neurovamp.run.load_run on simulated NWB files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from neurovamp.cli import main
+from neurovamp.errors import ConfigError, DataError
+from neurovamp.run import load_run, parse_filters, read_run_info
+from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
+
+
+@pytest.fixture(scope="module")
+def nwb_files(tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("sim") / "sim"
+    config = SimulationConfig.small(seed=2, n_trials=(40, 44, 36))
+    written = write_simulation(simulate_experiment(config), out)
+    return [str(p) for p in written["nwb"].values()]
+
+
+def fit_args(files, out, *extra) -> list[str]:
+    return [
+        "fit", *files, "--out", str(out), "--event", "odor_onset", "--window", "0", "0.4", "--bin", "0.05",
+        "--label", "odor", "--label", "correct", "--pair-by", "odor", "--conditions", "A", "B", "C", "D",
+        "--latent-dim", "2", "--subwindow", "4", "--stride", "2", "--batch-size", "32", "--seed", "1",
+        "--device", "cpu", "--no-progress", *extra,
+    ]
+
+
+def test_fit_writes_a_complete_run(nwb_files, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(fit_args(nwb_files, run, "--epochs", "3", "--filter", "correct=true")) == 0
+    assert "fitted mmvm on 3 animals" in capsys.readouterr().out
+    for name in ("run.json", "history.csv", "loss.png", "model/config.json", "model/weights.pt",
+                 "checkpoints/checkpoint.pt"):
+        assert (run / name).is_file(), name
+    info = read_run_info(run)
+    assert info["status"] == "complete"
+    assert info["data"]["paths"] == [str(Path(f).resolve()) for f in nwb_files]
+    assert info["data"]["event"] == "odor_onset" and info["data"]["bin_size"] == 0.05
+    assert info["pairing"]["filters"] == {"correct": [True]}  # typed from the label, not the text
+    assert info["pairing"]["conditions"] == ["A", "B", "C", "D"]
+    assert info["pairing"]["window"] == 4 and info["pairing"]["seed"] == 1
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+
+    model, paired, info = load_run(run, device="cpu")
+    assert paired.animals == ("rat1", "rat2", "rat3") and paired.conditions == ("A", "B", "C", "D")
+    assert all(np.asarray(paired.modalities[a]["correct"]).all() for a in paired.animals)
+    z = model.latents(paired, "rat2", split="test")
+    assert z.dims == ("trial", "time", "latent") and z.sizes["latent"] == 2
+    np.testing.assert_allclose(history["val/loss"], model.history_["val/loss"])
+
+    # an existing run is never replaced without --overwrite
+    assert main(fit_args(nwb_files, run, "--epochs", "1")) == 2
+    assert read_run_info(run)["pairing"]["filters"] == {"correct": [True]}
+
+
+def test_resume_matches_an_uninterrupted_run(nwb_files, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(fit_args(nwb_files, full, "--epochs", "3", "--checkpoint-every", "1")) == 0
+    assert main(fit_args(nwb_files, part, "--epochs", "2", "--checkpoint-every", "1")) == 0
+    assert main(fit_args(nwb_files, part, "--epochs", "3", "--checkpoint-every", "1", "--resume")) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(full / "history.csv"))
+    model_full, paired, _ = load_run(full, device="cpu")
+    model_part, _, _ = load_run(part, device="cpu")
+    xr.testing.assert_identical(model_part.latents(paired, "rat1"), model_full.latents(paired, "rat1"))
+    # resuming with different data settings is refused
+    assert main(fit_args(nwb_files, part, "--epochs", "4", "--seed", "7", "--resume")) == 2
+
+
+def test_user_errors_exit_2(nwb_files, tmp_path, capsys):
+    assert main(fit_args(nwb_files, tmp_path / "a", "--epochs", "1", "--filter", "correct=maybe")) == 2
+    assert "cannot read 'maybe' as a boolean" in capsys.readouterr().err
+    assert main(fit_args(nwb_files, tmp_path / "b", "--epochs", "1", "--resume")) == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_load_run_names_what_is_missing(nwb_files, tmp_path):
+    with pytest.raises(DataError, match="run folder not found"):
+        load_run(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="run.json is missing"):
+        load_run(tmp_path / "empty")
+    run = tmp_path / "broken"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"format": "neurovamp-run", "version": 1, "data": {}, "pairing": {},
+                                               "status": "running"}))
+    with pytest.raises(DataError, match="incomplete run.*model/ is missing"):
+        load_run(run)
+
+
+def test_parse_filters():
+    assert parse_filters(["correct=true", "odor=A,B", "odor=C"]) == {"correct": ["true"], "odor": ["A", "B", "C"]}
+    with pytest.raises(ConfigError, match="COLUMN=VALUE"):
+        parse_filters(["odor"])

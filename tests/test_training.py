@@ -1,0 +1,234 @@
+"""Tests of neurovamp.models.training: determinism, resume, checkpoints, early stopping, NaN guard."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from neurovamp.data.dataset import make_dataset
+from neurovamp.data.modality import make_modality
+from neurovamp.data.pairing import pair_trials
+from neurovamp.data.tensors import TensorBatcher
+from neurovamp.errors import ConfigError, DataError, OutputExistsError, TrainingError
+from neurovamp.models.config import ModelConfig
+from neurovamp.models.module import MultiAnimalVAE
+from neurovamp.models.training import (
+    CHECKPOINT_NAME,
+    Trainer,
+    TrainingConfig,
+    fit_module,
+    load_checkpoint,
+    resolve_device,
+)
+
+
+def tiny_tree(seed: int = 0) -> xr.DataTree:
+    """Two animals (3 and 4 units), 24 trials of odors A-C, 6 bins; rates depend on odor."""
+    rng = np.random.default_rng(seed)
+    mods = []
+    for animal, n_units in (("ratA", 3), ("ratB", 4)):
+        odors = np.repeat(np.array(list("ABC")), 8)
+        tuning = rng.uniform(0.5, 4.0, size=(3, n_units, 1))
+        rates = tuning[np.searchsorted(list("ABC"), odors)] * np.ones((1, 1, 6))
+        mods.append(
+            make_modality(rng.poisson(rates).astype(float), animal=animal, bin_size=0.1, window_start=0.0,
+                          trial_labels={"odor": odors})
+        )
+    return make_dataset(mods)
+
+
+@pytest.fixture(scope="module")
+def paired():
+    return pair_trials(tiny_tree(), by="odor", window=3, stride=1, seed=0)
+
+
+def new_module(paired, seed: int = 0) -> MultiAnimalVAE:
+    torch.manual_seed(seed)
+    return MultiAnimalVAE(paired.input_dims, ModelConfig(latent_dim=2, hidden=(8,)), names=paired.animals)
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_same_params(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+CFG = dict(epochs=6, batch_size=16, lr=1e-2, patience=None, seed=3, device="cpu")
+
+
+# --------------------------------------------------------------------------- config
+def test_config_validation_and_round_trip():
+    cfg = TrainingConfig(**CFG)
+    assert TrainingConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    for bad in (dict(epochs=0), dict(batch_size=2.5), dict(lr=-1), dict(patience=0), dict(device="tpu"),
+                dict(seed=-1), dict(max_grad_norm=float("nan"))):
+        with pytest.raises(ConfigError):
+            TrainingConfig(**bad)
+    with pytest.raises(ConfigError, match="unknown field"):
+        TrainingConfig.from_dict({"epochs": 2, "learning_rate": 1})
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+# --------------------------------------------------------------------------- training
+def test_history_learns_and_is_json(paired):
+    module = new_module(paired)
+    history = fit_module(module, paired, TrainingConfig(**{**CFG, "epochs": 8}), progress=False)
+    assert history["epoch"] == list(range(1, 9))
+    for split in ("train", "val"):
+        for term in ("loss", "rec", "reg", "rec/ratA", "rec/ratB"):
+            assert len(history[f"{split}/{term}"]) == 8
+    assert history["train/loss"][-1] < history["train/loss"][0]
+    assert json.loads(json.dumps(history)) == history
+
+
+def test_same_seed_same_result_and_global_rng_untouched(paired):
+    state = torch.get_rng_state()
+    a, b, c = new_module(paired), new_module(paired), new_module(paired)
+    ha = fit_module(a, paired, TrainingConfig(**CFG), progress=False)
+    hb = fit_module(b, paired, TrainingConfig(**CFG), progress=False)
+    hc = fit_module(c, paired, TrainingConfig(**{**CFG, "seed": 4}), progress=False)
+    assert ha == hb
+    assert_same_params(params(a), params(b))
+    assert ha["train/loss"] != hc["train/loss"]
+    # training draws from its own (seed, epoch) streams and restores the caller's RNG
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("strategy", ["truncate", "resample"])
+def test_resume_equals_uninterrupted(tmp_path, strategy):
+    data = pair_trials(tiny_tree(), by="odor", window=3, strategy=strategy, seed=1)
+    cfg = dict(CFG, patience=3, checkpoint_every=2)
+    full = new_module(data)
+    h_full = fit_module(full, data, TrainingConfig(**cfg), checkpoint_dir=tmp_path / "a", progress=False)
+
+    part = new_module(data)
+    fit_module(part, data, TrainingConfig(**{**cfg, "epochs": 3}), checkpoint_dir=tmp_path / "b", progress=False)
+    assert load_checkpoint(tmp_path / "b")["epoch"] == 3
+    resumed = new_module(data, seed=99)  # fresh weights: everything must come from the checkpoint
+    h_resumed = fit_module(resumed, data, TrainingConfig(**cfg), checkpoint_dir=tmp_path / "b", resume=True,
+                           progress=False)
+    assert h_resumed == h_full
+    assert_same_params(params(resumed), params(full))
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert_same_params(a["model_state"], b["model_state"])
+    assert a["best_epoch"] == b["best_epoch"]
+
+
+def test_checkpoint_contents_weights_only(tmp_path, paired):
+    module = new_module(paired)
+    fit_module(module, paired, TrainingConfig(**{**CFG, "epochs": 3}), checkpoint_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)
+    assert state["format"] == "neurovamp-checkpoint" and state["epoch"] == 3
+    assert {"model_state", "optimizer_state", "history", "best_state", "rng", "config", "bad_epochs"} <= set(state)
+    assert state["history"]["epoch"] == [1, 2, 3]
+    assert isinstance(state["rng"]["torch"], torch.Tensor)
+    assert TrainingConfig.from_dict(state["config"]).epochs == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no temporary files left
+
+
+def test_checkpoint_guards(tmp_path, paired):
+    cfg = TrainingConfig(**{**CFG, "epochs": 2})
+    with pytest.raises(DataError, match="no checkpoint"):
+        fit_module(new_module(paired), paired, cfg, checkpoint_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="checkpoint_dir"):
+        fit_module(new_module(paired), paired, cfg, resume=True, progress=False)
+    fit_module(new_module(paired), paired, cfg, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(OutputExistsError):
+        fit_module(new_module(paired), paired, cfg, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="lr"):
+        fit_module(new_module(paired), paired, TrainingConfig(**{**CFG, "lr": 0.5}), checkpoint_dir=tmp_path,
+                   resume=True, progress=False)
+    fit_module(new_module(paired), paired, cfg, checkpoint_dir=tmp_path, overwrite=True, progress=False)
+
+
+class Poisoned(torch.nn.Module):
+    """Wraps a module; from training batch ``after`` on, the loss is scaled by ``factor``."""
+
+    def __init__(self, inner: torch.nn.Module, after: int, factor: float) -> None:
+        super().__init__()
+        self.inner, self.after, self.factor, self.calls = inner, after, factor, 0
+
+    def loss(self, xs, mask):
+        out = self.inner.loss(xs, mask)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                out["rec/ratB"] = out["rec/ratB"] * self.factor
+                out["loss"] = out["loss"] * self.factor
+        return out
+
+
+def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path, paired):
+    per_epoch = TensorBatcher(paired, "train").n_batches(CFG["batch_size"])
+    module = Poisoned(new_module(paired), after=2 * per_epoch + 1, factor=float("nan"))
+    cfg = TrainingConfig(**{**CFG, "checkpoint_every": 1})
+    with pytest.raises(TrainingError, match=r"epoch 3.*'loss'.*'rec/ratB'.*last good checkpoint"):
+        fit_module(module, paired, cfg, checkpoint_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model_state"].values())
+
+
+def test_exploding_loss_raises(paired):
+    per_epoch = TensorBatcher(paired, "train").n_batches(CFG["batch_size"])
+    module = Poisoned(new_module(paired), after=per_epoch, factor=1e9)
+    with pytest.raises(TrainingError, match="epoch 2: training loss exploded"):
+        fit_module(module, paired, TrainingConfig(**CFG), progress=False)
+
+
+class ScriptedValidation(torch.nn.Module):
+    """A parameter pulled towards 1 in training; validation losses follow a script.
+
+    ``snapshots[k]`` holds the weights at the end of epoch k + 1 (taken at its first
+    validation batch).
+    """
+
+    def __init__(self, val_losses) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.val_losses, self.snapshots, self._trained = list(val_losses), [], False
+
+    def loss(self, xs, mask):
+        if self.training:
+            self._trained = True
+            return {"loss": ((self.w - 1.0) ** 2).sum() + 0.0 * xs[0].sum()}
+        if self._trained:
+            self.snapshots.append(self.w.detach().clone())
+            self._trained = False
+        return {"loss": torch.tensor(self.val_losses[len(self.snapshots) - 1])}
+
+
+def test_early_stopping_restores_best_weights(paired):
+    module = ScriptedValidation([5.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0])
+    trainer = Trainer(module, paired, TrainingConfig(**{**CFG, "epochs": 8, "patience": 2, "lr": 0.1}),
+                      progress=False)
+    history = trainer.fit()
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history["val/loss"] == [5.0, 3.0, 4.0, 6.0]
+    assert trainer.stopped_early and trainer.best_epoch == 2
+    assert torch.equal(module.w.detach(), module.snapshots[1])  # weights of epoch 2
+    assert not torch.equal(module.snapshots[1], module.snapshots[3])
+
+
+def test_empty_validation_monitors_training_loss():
+    data = pair_trials(tiny_tree(), by="odor", window=3, split=(1.0, 0.0, 0.0), seed=0)
+    trainer = Trainer(new_module(data), data, TrainingConfig(**{**CFG, "epochs": 2}), progress=False)
+    history = trainer.fit()
+    assert trainer.monitor == "train/loss"
+    assert not any(key.startswith("val/") for key in history)
