@@ -99,13 +99,6 @@ def _json_list(values: np.ndarray) -> list | None:
     return out
 
 
-def _make_readable(folder: Path) -> None:
-    """Give a temporary folder (created 0700) the permissions of a normal new folder."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
-
-
 class MultiAnimalModel:
     """Multi-animal VAE estimator (MMVM VAE or a baseline) with an sklearn-like interface.
 
@@ -822,7 +815,6 @@ class MultiAnimalModel:
             (tmp / _CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=True) + "\n")
             (tmp / _HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
             torch.save(state, tmp / _WEIGHTS_FILE)
-            _make_readable(tmp)
         return Path(path)
 
     @classmethod

@@ -1,0 +1,680 @@
+"""Impute one animal's activity from the other animals' real activity.
+
+The key use of a multi-animal model: predict what animal ``target`` would do in a
+condition from the recordings of the *other* animals (the sources) in that condition,
+including a condition the target never experienced (a rat never given odor E).
+
+How a prediction is made
+------------------------
+Every selected source trial is encoded with the source's encoder (posterior mean per
+sub-window) and decoded with the target's decoder, through
+:meth:`neurovamp.models.estimator.MultiAnimalModel.generate`; overlapping sub-windows are
+averaged per bin. This gives one predicted rate trace per *source trial*. Predictions
+are then combined over sources:
+
+``combine="mixture"``
+    the arithmetic mean of the sources' predicted rates (the mixture of the unimodal
+    conditional generations, as in the MMVM VAE);
+``combine="geometric"``
+    the geometric mean (mean of log-rates), a product-of-experts flavour for rates.
+
+Samples
+-------
+:func:`impute` returns one row per *sample*, a set of source trials of one condition
+(one trial per source at most):
+
+* for a :class:`~neurovamp.data.pairing.PairedData`, the data's own pairs (of ``split``, or
+  of every split in the order train, val, test), keeping the pairs in which at least one
+  source trial matches ``condition``; a source whose paired trial does not match counts as
+  missing in that pair. With ``strategy="index"`` (animals recorded together) a pair is
+  one trial id, so ``target_trial`` names the target's real trial of the same id.
+* for an :class:`xarray.DataTree`, the source trials matching ``condition`` are paired by
+  condition value (``pair_by``) with :func:`~neurovamp.data.pairing.pair_trials`
+  (``strategy="resample"``: the largest source sets the number of samples, smaller ones
+  are drawn with replacement, balanced, so every trial is used).
+
+:func:`impute_condition_mean` averages *every* selected source trial instead (not only
+the paired ones) and is what the ``neurovamp impute`` command writes.
+
+Units: rates are returned in **Hz** (expected spikes per second: expected count per bin
+divided by the bin size); :mod:`neurovamp.analysis.metrics` wants expected counts per
+bin (multiply by ``attrs["bin_size"]``). The ``time`` coordinate holds bin centres in
+seconds from the alignment event (the data's ``time_from_event`` when the bins were
+re-labelled by :func:`~neurovamp.data.pairing.select_window`). Bins that no sub-window
+covers (a stride that does not reach the last bins) are NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurovamp.data.dataset import animals as tree_animals
+from neurovamp.data.dataset import get_modality, make_dataset
+from neurovamp.data.modality import label_names
+from neurovamp.data.pairing import SPLITS, PairedData, pair_trials
+from neurovamp.errors import ConfigError, DataError
+
+__all__ = ["COMBINES", "impute", "impute_condition_mean", "source_predictions", "select_trials"]
+
+#: Ways to combine the predictions of several sources.
+COMBINES: tuple[str, ...] = ("mixture", "geometric")
+
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+_LOG_EPS = 1e-6  # Hz, floor of the geometric mean's logarithm
+
+
+# --------------------------------------------------------------------------- input handling
+def _data_modalities(data: Any) -> tuple[dict[str, xr.DataArray], PairedData | None]:
+    """``{animal: modality}`` of the data and the PairedData itself (or None)."""
+    if isinstance(data, PairedData):
+        return {a: data.modalities[a] for a in data.animals}, data
+    if isinstance(data, xr.DataTree):
+        names = tree_animals(data)
+        if not names:
+            raise DataError("the DataTree has no animal nodes; expected one child node per animal")
+        return {str(a): get_modality(data, a) for a in names}, None
+    raise DataError(
+        f"data must be a PairedData (from pair_trials) or a multi-animal xarray.DataTree, got {type(data).__name__}"
+    )
+
+
+def _model_animals(model: Any) -> tuple[str, ...]:
+    animals = tuple(getattr(model, "animals_", ()) or ())
+    if not getattr(model, "is_fitted", False) or not animals:
+        raise ConfigError("the model is not fitted; fit it or load a saved model first")
+    return animals
+
+
+def _check_animal(animal: Any, known: Sequence[str], what: str = "animal") -> str:
+    if animal not in known:
+        raise DataError(f"unknown {what} {animal!r}; known animals: {', '.join(known)}")
+    return str(animal)
+
+
+def _resolve_sources(
+    model_animals: Sequence[str], data_animals: Sequence[str], target: str, sources: Sequence[str] | None
+) -> list[str]:
+    if sources is None:
+        chosen = [a for a in data_animals if a != target and a in model_animals]
+        if not chosen:
+            raise DataError(
+                f"no source animal: the data hold {list(data_animals)}, the model knows {list(model_animals)} "
+                f"and the target is {target!r}"
+            )
+        return chosen
+    if isinstance(sources, str):
+        sources = [sources]
+    chosen = []
+    for source in sources:
+        _check_animal(source, model_animals, "source animal")
+        if source not in data_animals:
+            raise DataError(f"source animal {source!r} is not in the data; the data hold {', '.join(data_animals)}")
+        if source not in chosen:
+            chosen.append(str(source))
+    if not chosen:
+        raise ConfigError("sources must name at least one animal (or be None for every other animal)")
+    return chosen
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _label_kind(values: np.ndarray) -> str:
+    kind = values.dtype.kind
+    if kind == "O" and values.size:
+        first = values.ravel()[0]
+        if isinstance(first, (bool, np.bool_)):
+            return "b"
+        if isinstance(first, (numbers.Integral, np.integer)):
+            return "i"
+        if isinstance(first, (numbers.Real, np.floating)):
+            return "f"
+        return "U"
+    return kind
+
+
+def _coerce(value: Any, values: np.ndarray, label: str) -> Any:
+    """``value`` (possibly command-line text) as the type of the label ``values``."""
+    value = _plain(value)
+    kind = _label_kind(values)
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind == "b":
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise DataError(f"label {label!r} is true/false; cannot read {value!r} as a boolean")
+    if kind in "iu":
+        try:
+            return int(text)
+        except ValueError:
+            raise DataError(f"label {label!r} holds integers; cannot read {value!r} as one") from None
+    if kind == "f":
+        try:
+            return float(text)
+        except ValueError:
+            raise DataError(f"label {label!r} holds numbers; cannot read {value!r} as one") from None
+    return value
+
+
+def _matches(values: np.ndarray, allowed: Sequence[Any]) -> np.ndarray:
+    keep = np.zeros(values.shape, dtype=bool)
+    for value in allowed:
+        eq = values == value
+        if isinstance(eq, np.ndarray) and eq.shape == values.shape:
+            keep |= eq.astype(bool)
+    return keep
+
+
+def _sorted_values(values: Sequence[Any]) -> list[Any]:
+    unique = list(dict.fromkeys(_plain(v) for v in values))
+    try:
+        return sorted(unique)
+    except TypeError:
+        return unique
+
+
+def _resolve_condition(
+    condition: Mapping[str, Any] | None, mods: Mapping[str, xr.DataArray], sources: Sequence[str]
+) -> dict[str, list[Any]]:
+    """Check labels and values of ``condition`` against the data; values typed like the labels."""
+    if condition is None:
+        return {}
+    if not isinstance(condition, Mapping):
+        raise ConfigError(f"condition must be a mapping label -> value(s), e.g. {{'odor': 'E'}}, got {condition!r}")
+    resolved: dict[str, list[Any]] = {}
+    for label, wanted in condition.items():
+        label = str(label)
+        missing = [s for s in sources if label not in label_names(mods[s])]
+        if missing:
+            available = sorted(set.intersection(*(set(label_names(mods[s])) for s in sources)))
+            raise DataError(
+                f"unknown condition column {label!r} (missing in {', '.join(missing)}); "
+                f"available labels: {', '.join(available) or 'none'}"
+            )
+        every = np.concatenate([np.asarray(mods[a][label].values) for a in mods if label in label_names(mods[a])])
+        wanted_list = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray)) else [wanted]
+        if not wanted_list:
+            raise ConfigError(f"condition {label!r} lists no value")
+        typed = [_coerce(v, every, label) for v in wanted_list]
+        known = _sorted_values(every.tolist())
+        for value, text in zip(typed, wanted_list):
+            if not _matches(every, [value]).any():
+                raise DataError(
+                    f"unknown value {text!r} of condition column {label!r}; values in the data: "
+                    f"{', '.join(map(str, known))}"
+                )
+        source_values = np.concatenate([np.asarray(mods[s][label].values) for s in sources])
+        if not _matches(source_values, typed).any():
+            present = _sorted_values(source_values.tolist())
+            raise DataError(
+                f"no source animal ({', '.join(sources)}) has trials with {label}={', '.join(map(str, wanted_list))}; "
+                f"their values: {', '.join(map(str, present))}"
+            )
+        resolved[label] = typed
+    return resolved
+
+
+def select_trials(
+    modality: xr.DataArray,
+    condition: Mapping[str, Sequence[Any]],
+    split_of: np.ndarray | None = None,
+    split: str | None = None,
+) -> np.ndarray:
+    """Rows of a modality whose labels match ``condition`` (and whose split is ``split``).
+
+    Parameters
+    ----------
+    modality
+        One animal's modality.
+    condition
+        Label → allowed values (already typed like the labels).
+    split_of
+        Split of every row (``PairedData.trial_split[animal]``), or None.
+    split
+        Split to keep, or None for every row.
+
+    Returns
+    -------
+    numpy.ndarray
+        Row indices (int64), in data order.
+    """
+    keep = np.ones(modality.sizes["trial"], dtype=bool)
+    for label, allowed in condition.items():
+        keep &= _matches(np.asarray(modality[label].values), list(allowed))
+    if split is not None and split_of is not None:
+        keep &= np.asarray(split_of) == split
+    return np.flatnonzero(keep)
+
+
+def _check_split(split: str | None, paired: PairedData | None) -> str | None:
+    if split is None:
+        return None
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)} or None, got {split!r}")
+    if paired is None:
+        raise ConfigError("split applies to PairedData input only (a DataTree has no train/val/test split)")
+    return split
+
+
+def _check_combine(combine: str) -> str:
+    if combine not in COMBINES:
+        raise ConfigError(f"combine must be one of {', '.join(COMBINES)}, got {combine!r}")
+    return combine
+
+
+def _combine(stack: np.ndarray, combine: str, axis: int = 0) -> np.ndarray:
+    if combine == "geometric":
+        return np.exp(np.log(np.maximum(stack, _LOG_EPS)).mean(axis=axis))
+    return stack.mean(axis=axis)
+
+
+# --------------------------------------------------------------------------- predictions
+def source_predictions(
+    model: Any,
+    data: PairedData | xr.DataTree,
+    *,
+    target: str,
+    sources: Sequence[str] | None = None,
+    condition: Mapping[str, Any] | None = None,
+    split: str | None = None,
+) -> dict[str, xr.DataArray]:
+    """Target rates (Hz) predicted from every selected trial of each source.
+
+    Parameters
+    ----------
+    model
+        A fitted :class:`~neurovamp.models.estimator.MultiAnimalModel`.
+    data
+        :class:`~neurovamp.data.pairing.PairedData` or a multi-animal DataTree.
+    target
+        Animal to predict.
+    sources
+        Source animals (default: every other animal of the data the model knows).
+    condition
+        Label → value or list of values selecting source trials, e.g. ``{"odor": "E"}``;
+        text values are converted to the label's type (``"3"`` → 3). None: every trial.
+    split
+        ``"train"``, ``"val"`` or ``"test"`` to keep that split's trials (PairedData only).
+
+    Returns
+    -------
+    dict
+        Source → ``rates`` DataArray ``(trial, unit, time)`` in Hz with the source's trial
+        ids and labels, the target's units and ``time`` in seconds from the event. Sources
+        without any selected trial are left out.
+
+    Raises
+    ------
+    DataError
+        Unknown target/source (lists the known animals), unknown condition column or
+        value (lists what exists), no selected trial.
+    ConfigError
+        Invalid ``split``, unfitted model.
+    """
+    mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
+    return _source_predictions(model, mods, paired, target, sources, resolved, split, condition)
+
+
+def _source_predictions(
+    model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData | None, target: str,
+    sources: Sequence[str], resolved: Mapping[str, list[Any]], split: str | None, condition: Any,
+) -> dict[str, xr.DataArray]:
+    preds = {}
+    for source in sources:
+        split_of = paired.trial_split[source] if paired is not None else None
+        rows = select_trials(mods[source], resolved, split_of, split)
+        if rows.size:
+            preds[source] = _generate_hz(model, mods[source].isel(trial=rows), source, target)
+    if not preds:
+        raise DataError(_nothing_selected(sources, condition, split))
+    return preds
+
+
+def _nothing_selected(sources: Sequence[str], condition: Mapping[str, Any] | None, split: str | None) -> str:
+    what = ", ".join(f"{k}={v}" for k, v in (condition or {}).items()) or "any condition"
+    where = f" in split {split!r}" if split else ""
+    return f"no trial of the source animals ({', '.join(sources)}) with {what}{where}"
+
+
+def _prepare(
+    model: Any,
+    data: Any,
+    target: str,
+    sources: Sequence[str] | None,
+    condition: Mapping[str, Any] | None,
+    split: str | None,
+) -> tuple[dict[str, xr.DataArray], PairedData | None, list[str], dict[str, list[Any]], str | None]:
+    known = _model_animals(model)
+    mods, paired = _data_modalities(data)
+    target = _check_animal(target, known, "target animal")
+    split = _check_split(split, paired)
+    chosen = _resolve_sources(known, list(mods), target, sources)
+    resolved = _resolve_condition(condition, mods, chosen)
+    return mods, paired, chosen, resolved, split
+
+
+def _generate_hz(model: Any, modality: xr.DataArray, source: str, target: str) -> xr.DataArray:
+    """``model.generate`` in Hz with ``time`` in seconds from the event."""
+    expected = model.generate(modality, source, target)
+    bin_size = float(expected.attrs.get("bin_size") or modality.attrs["bin_size"])
+    rates = expected.astype(np.float64) / bin_size
+    if "time_from_event" in rates.coords and rates["time_from_event"].dims == ("time",):
+        rates = rates.assign_coords(time=np.asarray(rates["time_from_event"].values, dtype=float)).drop_vars(
+            "time_from_event"
+        )
+    rates.name = "rates"
+    rates.attrs = {
+        "units": "Hz",
+        "animal": target,
+        "source": source,
+        "bin_size": bin_size,
+        "model": str(expected.attrs.get("model", "")),
+    }
+    return rates
+
+
+def _shared_labels(mods: Mapping[str, xr.DataArray], animals: Sequence[str]) -> list[str]:
+    names = [label_names(mods[a]) for a in animals]
+    return [n for n in names[0] if all(n in other for other in names[1:])]
+
+
+def _unit_coords(pred: xr.DataArray) -> dict[str, Any]:
+    coords: dict[str, Any] = {"unit": pred["unit"].values}
+    for name, coord in pred.coords.items():
+        if name != "unit" and coord.dims == ("unit",):
+            coords[name] = ("unit", coord.values)
+    coords["time"] = ("time", np.asarray(pred["time"].values, dtype=float), {"units": "s", "long_name": "bin centre from the event"})
+    return coords
+
+
+def _attrs(model: Any, target: str, sources: Sequence[str], condition: Mapping[str, list[Any]], split: str | None,
+           combine: str, bin_size: float) -> dict[str, Any]:
+    return {
+        "units": "Hz",
+        "target": target,
+        "sources": ",".join(sources),
+        "condition": json.dumps({k: [_plain(v) for v in vals] for k, vals in condition.items()}, default=str),
+        "split": split or "all",
+        "combine": combine,
+        "bin_size": float(bin_size),
+        "model": str(getattr(getattr(model, "config", None), "model", "")),
+    }
+
+
+# --------------------------------------------------------------------------- pairing
+def _paired_samples(
+    paired: PairedData, sources: Sequence[str], target: str, selected: Mapping[str, np.ndarray], split: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows per sample and source (``-1`` = missing), target rows and sample splits."""
+    columns = [paired.animals.index(s) for s in sources]
+    t_col = paired.animals.index(target) if target in paired.animals else None
+    rows, target_rows, splits = [], [], []
+    for s in ([split] if split is not None else list(SPLITS)):
+        pairs = np.asarray(paired.epoch_pairs(s, 0))
+        if pairs.shape[0] == 0:
+            continue
+        block = pairs[:, columns].copy()
+        for j, source in enumerate(sources):
+            ok = np.isin(block[:, j], selected[source])
+            block[~ok, j] = -1
+        keep = (block >= 0).any(axis=1)
+        rows.append(block[keep])
+        target_rows.append(pairs[keep, t_col] if t_col is not None else np.full(int(keep.sum()), -1))
+        splits.append(np.full(int(keep.sum()), s, dtype="<U5"))
+    if not rows:
+        return np.empty((0, len(sources)), dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype="<U5")
+    return np.concatenate(rows), np.concatenate(target_rows), np.concatenate(splits)
+
+
+def _tree_samples(
+    mods: Mapping[str, xr.DataArray], sources: Sequence[str], selected: Mapping[str, np.ndarray],
+    pair_by: str, seed: int,
+) -> np.ndarray:
+    """Pair the selected source trials by ``pair_by`` (resample strategy, one split)."""
+    present = [s for s in sources if selected[s].size]
+    sub = make_dataset([mods[s].isel(trial=selected[s]) for s in present])
+    sub_paired = pair_trials(sub, by=pair_by, strategy="resample", split=(1.0, 0.0, 0.0), seed=seed)
+    pairs = np.asarray(sub_paired.pairs["train"])
+    rows = np.full((pairs.shape[0], len(sources)), -1, dtype=np.int64)
+    for j, source in enumerate(sources):
+        if source in present:
+            k = present.index(source)
+            ok = pairs[:, k] >= 0
+            rows[ok, j] = selected[source][pairs[ok, k]]
+    return rows
+
+
+# --------------------------------------------------------------------------- public API
+def impute(
+    model: Any,
+    data: PairedData | xr.DataTree,
+    *,
+    target: str,
+    sources: Sequence[str] | None = None,
+    condition: Mapping[str, Any] | None = None,
+    split: str | None = None,
+    combine: str = "mixture",
+    pair_by: str | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Predict ``target``'s activity from the other animals' real activity, per sample.
+
+    Parameters
+    ----------
+    model
+        A fitted :class:`~neurovamp.models.estimator.MultiAnimalModel`.
+    data
+        :class:`~neurovamp.data.pairing.PairedData` (its pairs define the samples) or a
+        multi-animal :class:`xarray.DataTree` (source trials paired by ``pair_by``).
+    target
+        Animal to predict; it may lack the condition entirely (the key use case).
+    sources
+        Source animals (default: every other animal of the data the model knows).
+    condition
+        Label → value or list of values selecting source trials, e.g. ``{"odor": "E"}``
+        (text is converted to the label's type). None: every trial.
+    split
+        ``"train"``, ``"val"`` or ``"test"`` (PairedData only): that split's pairs; None:
+        every split, in the order train, val, test.
+    combine
+        ``"mixture"`` (mean rate over sources) or ``"geometric"`` (geometric mean).
+    pair_by
+        DataTree input only: label to pair source trials on (default: the first label of
+        ``condition``, else ``"odor"``).
+    seed
+        DataTree input only: seed of the pairing.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rates`` ``(trial, unit, time)`` in Hz (attribute ``units="Hz"``): the combined
+        prediction of each sample; ``rates_sd`` the standard deviation of the sources'
+        predictions in the sample (Hz; 0 when one source contributes). Coordinates:
+        ``trial`` = sample number; the trial labels shared by the sources (odor, position,
+        ...) taken from the sample's first contributing source trial; ``source_trial``
+        ``(trial, source)`` the contributing trial id of every source (-1 = none);
+        ``n_sources`` ``(trial,)``; for PairedData ``split`` and ``target_trial`` (the
+        target's trial in the pair, -1 = none); ``unit`` (and unit coordinates) of the
+        target; ``time`` = bin centres in seconds from the event. Attributes: ``target``,
+        ``sources``, ``condition`` (JSON), ``split``, ``combine``, ``bin_size``, ``model``.
+
+    Raises
+    ------
+    DataError
+        Unknown target/source (lists the known animals), unknown condition column or value
+        (lists what exists), no source trial matching.
+    ConfigError
+        Invalid ``split``/``combine``, split with DataTree input, unfitted model.
+    """
+    combine = _check_combine(combine)
+    mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
+    selected = {
+        s: select_trials(mods[s], resolved, paired.trial_split[s] if paired is not None else None, split)
+        for s in sources
+    }
+    if not any(rows.size for rows in selected.values()):
+        raise DataError(_nothing_selected(sources, condition, split))
+    if paired is not None:
+        rows, target_rows, sample_split = _paired_samples(paired, sources, target, selected, split)
+        if rows.shape[0] == 0:
+            raise DataError(
+                f"{_nothing_selected(sources, condition, split)} among the data's pairs "
+                "(use impute_condition_mean to average every selected trial)"
+            )
+    else:
+        by = pair_by or (next(iter(resolved)) if resolved else "odor")
+        missing = [s for s in sources if by not in label_names(mods[s])]
+        if missing:
+            raise DataError(f"cannot pair source trials by {by!r}: animals {missing} have no such label")
+        rows = _tree_samples(mods, sources, selected, by, seed)
+        target_rows = sample_split = None
+
+    preds: dict[str, np.ndarray] = {}
+    template = None
+    for j, source in enumerate(sources):
+        used = np.unique(rows[:, j][rows[:, j] >= 0])
+        if used.size == 0:
+            continue
+        pred = _generate_hz(model, mods[source].isel(trial=used), source, target)
+        template = pred if template is None else template
+        full = np.full((mods[source].sizes["trial"],) + pred.shape[1:], np.nan, dtype=np.float64)
+        full[used] = pred.values
+        preds[source] = full
+    n_samples = rows.shape[0]
+    n_units, n_bins = template.sizes["unit"], template.sizes["time"]
+    rates = np.empty((n_samples, n_units, n_bins))
+    spread = np.empty_like(rates)
+    n_sources = (rows >= 0).sum(axis=1)
+    for count in np.unique(n_sources):
+        # samples with the same number of contributing sources are combined at once
+        idx = np.flatnonzero(n_sources == count)
+        stack = np.empty((count, idx.size, n_units, n_bins))
+        filled = np.zeros(idx.size, dtype=np.int64)
+        for j, source in enumerate(sources):
+            r = rows[idx, j]
+            has = r >= 0
+            if not has.any():
+                continue
+            stack[filled[has], np.flatnonzero(has)] = preds[source][r[has]]
+            filled[has] += 1
+        rates[idx] = _combine(stack, combine)
+        spread[idx] = stack.std(axis=0)
+
+    coords: dict[str, Any] = {"trial": np.arange(n_samples)}
+    first = np.argmax(rows >= 0, axis=1)
+    for label in _shared_labels(mods, [s for s in sources if s in preds]):
+        per_source = [np.asarray(mods[s][label].values) for s in sources]
+        values = [per_source[first[i]][rows[i, first[i]]] for i in range(n_samples)]
+        coords[label] = ("trial", np.asarray(values))
+    ids = np.full(rows.shape, -1, dtype=np.int64)
+    for j, source in enumerate(sources):
+        has = rows[:, j] >= 0
+        ids[has, j] = np.asarray(mods[source]["trial"].values, dtype=np.int64)[rows[has, j]]
+    coords["source"] = list(sources)
+    coords["source_trial"] = (("trial", "source"), ids)
+    coords["n_sources"] = ("trial", n_sources.astype(np.int64))
+    if paired is not None:
+        coords["split"] = ("trial", sample_split)
+        tid = np.full(n_samples, -1, dtype=np.int64)
+        if target in mods:
+            has = target_rows >= 0
+            tid[has] = np.asarray(mods[target]["trial"].values, dtype=np.int64)[target_rows[has]]
+        coords["target_trial"] = ("trial", tid)
+    coords.update(_unit_coords(template))
+    bin_size = float(template.attrs["bin_size"])
+    attrs = _attrs(model, target, sources, resolved, split, combine, bin_size)
+    dims = ("trial", "unit", "time")
+    return xr.Dataset(
+        {
+            "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed rate of {target}"}),
+            "rates_sd": xr.DataArray(
+                spread, dims=dims, attrs={"units": "Hz", "long_name": "standard deviation over sources"}
+            ),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+
+
+def impute_condition_mean(
+    model: Any,
+    data: PairedData | xr.DataTree,
+    *,
+    target: str,
+    sources: Sequence[str] | None = None,
+    condition: Mapping[str, Any] | None = None,
+    split: str | None = None,
+    combine: str = "mixture",
+) -> xr.Dataset:
+    """Condition-averaged imputed rates of ``target`` ``(unit, time)`` with uncertainty.
+
+    Every selected source trial (not only the paired ones) is mapped to the target; each
+    source's predictions are averaged over its trials and the sources' averages are
+    combined (``mixture``: equal weight per source).
+
+    Parameters
+    ----------
+    model, data, target, sources, condition, split, combine
+        As in :func:`impute`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rates`` ``(unit, time)`` in Hz (attribute ``units="Hz"``);
+        ``rates_sd`` ``(unit, time)``: standard deviation of the single-trial predictions
+        pooled over sources and trials (how much the prediction depends on the source
+        trial, Hz); ``rates_sem`` ``(unit, time)``: standard error of ``rates``
+        (``sqrt(Σ_s var_s / n_s) / n_sources``, Hz); ``rates_by_source``
+        ``(source, unit, time)`` each source's average (Hz). Coordinates ``unit`` (and unit
+        coordinates), ``time`` (bin centres, s from the event), ``source`` and
+        ``n_trials`` ``(source,)``. Attributes as :func:`impute`.
+
+    Raises
+    ------
+    DataError, ConfigError
+        As :func:`impute`.
+    """
+    combine = _check_combine(combine)
+    mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
+    preds = _source_predictions(model, mods, paired, target, sources, resolved, split, condition)
+    used = [s for s in sources if s in preds]
+    means = np.stack([preds[s].values.mean(axis=0) for s in used])
+    variances = np.stack([preds[s].values.var(axis=0) for s in used])
+    n_trials = np.array([preds[s].sizes["trial"] for s in used])
+    pooled = np.concatenate([preds[s].values for s in used])
+    rates = _combine(means, combine)
+    sem = np.sqrt(np.sum(variances / n_trials[:, None, None], axis=0)) / len(used)
+    template = preds[used[0]]
+    coords = _unit_coords(template)
+    coords["source"] = used
+    coords["n_trials"] = ("source", n_trials.astype(np.int64))
+    attrs = _attrs(model, target, used, resolved, split, combine, float(template.attrs["bin_size"]))
+    attrs["n_trials_total"] = int(n_trials.sum())
+    dims = ("unit", "time")
+    return xr.Dataset(
+        {
+            "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed mean rate of {target}"}),
+            "rates_sd": xr.DataArray(
+                pooled.std(axis=0), dims=dims,
+                attrs={"units": "Hz", "long_name": "standard deviation of single-trial predictions"},
+            ),
+            "rates_sem": xr.DataArray(sem, dims=dims, attrs={"units": "Hz", "long_name": "standard error of the mean"}),
+            "rates_by_source": xr.DataArray(
+                means, dims=("source",) + dims, attrs={"units": "Hz", "long_name": "mean prediction from each source"}
+            ),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+

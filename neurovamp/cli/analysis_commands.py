@@ -1,0 +1,199 @@
+"""Analysis commands: ``evaluate`` (metrics.json + figures of a run) and ``impute``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "evaluate_command", "impute_command", "parse_condition"]
+
+METRICS_FILE = "metrics.json"
+FIGURES_DIR = "figures"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` and ``impute`` commands.
+
+    Parameters
+    ----------
+    subparsers
+        The sub-parser collection of the ``neurovamp`` parser.
+    """
+    ev = subparsers.add_parser(
+        "evaluate",
+        help="score a fitted run: decoding, alignment, imputation (RUN/metrics.json, RUN/figures/)",
+        description=(
+            "Load a run written by `neurovamp fit`, decode trial labels from the latents (held-out "
+            "and cross-validated, per animal and with one classifier shared across animals), measure "
+            "cross-animal alignment and leave-one-animal-out imputation of held-out trials, and write "
+            "RUN/metrics.json and the figures in RUN/figures/."
+        ),
+    )
+    ev.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")
+    ev.add_argument(
+        "--label", dest="labels", action="extend", nargs="+", metavar="COL",
+        help="trial labels to decode (repeatable; default: the pairing label)",
+    )
+    ev.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the cross-validation folds (default: 0)")
+    ev.add_argument("--folds", type=int, default=5, metavar="N", help="cross-validation folds (default: 5)")
+    ev.add_argument("--no-figures", action="store_true", help="write metrics.json only")
+    ev.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json and figures/")
+    ev.set_defaults(func=evaluate_command)
+
+    im = subparsers.add_parser(
+        "impute",
+        help="predict one animal's rates in a condition from the other animals (NetCDF, Hz)",
+        description=(
+            "Map the other animals' trials of a condition through a fitted run's model to ANIMAL and "
+            "write the condition-averaged rates (Hz) with their uncertainty to a NetCDF file: "
+            "variables rates, rates_sd, rates_sem (unit, time) and rates_by_source; time = bin "
+            "centres in seconds from the event. Works for conditions ANIMAL never experienced."
+        ),
+    )
+    im.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")
+    im.add_argument("--target", required=True, metavar="ANIMAL", help="animal to predict")
+    im.add_argument(
+        "--condition", dest="conditions", action="extend", nargs="+", required=True, metavar="COL=VALUE",
+        help="trials of the sources to use, e.g. odor=E (repeatable; COL=V1,V2 allows several values)",
+    )
+    im.add_argument("--sources", nargs="+", metavar="ANIMAL", help="source animals (default: every other animal)")
+    im.add_argument("--split", choices=("train", "val", "test"), help="use only this split's source trials (default: all)")
+    im.add_argument("--combine", choices=("mixture", "geometric"), default="mixture", help="how sources are combined (default: mixture)")
+    im.add_argument("--out", required=True, metavar="FILE.nc", help="NetCDF file to write")
+    im.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
+    im.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    im.set_defaults(func=impute_command)
+
+
+def parse_condition(items: list[str] | None) -> dict[str, list[str]]:
+    """Parse ``COL=VALUE`` options into ``{column: [value, ...]}`` (values as text).
+
+    Parameters
+    ----------
+    items
+        Option strings such as ``odor=E`` or ``odor=A,B``.
+
+    Returns
+    -------
+    dict
+        Column → values (typed later against the data's labels).
+
+    Raises
+    ------
+    ConfigError
+        For an item that is not ``COL=VALUE``.
+    """
+    from neurovamp.errors import ConfigError
+
+    out: dict[str, list[str]] = {}
+    for item in items or ():
+        column, sep, value = str(item).partition("=")
+        column = column.strip()
+        values = [v.strip() for v in value.split(",") if v.strip()]
+        if not sep or not column or not values:
+            raise ConfigError(f"--condition {item!r} must look like COL=VALUE (e.g. odor=E or odor=A,B)")
+        allowed = out.setdefault(column, [])
+        allowed.extend(v for v in values if v not in allowed)
+    return out
+
+
+def _check_run_dir(run: str) -> Path:
+    from neurovamp.errors import DataError
+
+    run_dir = Path(run)
+    if not run_dir.is_dir():
+        raise DataError(f"{run_dir}: run folder not found (expected the --out folder of `neurovamp fit`)")
+    return run_dir
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Run ``neurovamp evaluate``.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments (see :func:`register`).
+
+    Returns
+    -------
+    int
+        0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from neurovamp._files import check_writable
+    from neurovamp.analysis.evaluate import evaluate_model, write_metrics
+    from neurovamp.errors import ConfigError
+    from neurovamp.run import load_run
+
+    run_dir = _check_run_dir(args.run)
+    if args.folds < 2:
+        raise ConfigError(f"--folds must be at least 2, got {args.folds}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    metrics_path = run_dir / METRICS_FILE
+    figures_dir = run_dir / FIGURES_DIR
+    check_writable(metrics_path, overwrite=args.overwrite)
+    if not args.no_figures:
+        check_writable(figures_dir, overwrite=args.overwrite)
+    model, paired, _ = load_run(run_dir, device=args.device)
+    labels = args.labels or [paired.pair_by]
+    metrics = evaluate_model(model, paired, labels=labels, seed=args.seed, folds=args.folds)
+    write_metrics(metrics, metrics_path, overwrite=args.overwrite)
+    if not args.no_figures:
+        from neurovamp.analysis.figures import write_figures
+
+        write_figures(model, paired, metrics, figures_dir, label=labels[0], overwrite=args.overwrite, seed=args.seed)
+    summary = metrics["summary"]
+    print(
+        f"evaluated {metrics['model']} on {len(paired.animals)} animals: "
+        f"{labels[0]} balanced accuracy {_fmt(summary['balanced_accuracy'].get(labels[0]))} "
+        f"(shared {_fmt(summary['shared_balanced_accuracy'].get(labels[0]))}), "
+        f"alignment R² {_fmt(summary['alignment_r2'])}, imputation {_fmt(summary['bits_per_spike'])} bits/spike; "
+        f"wrote {metrics_path}" + ("" if args.no_figures else f" and {figures_dir}/")
+    )
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def impute_command(args: argparse.Namespace) -> int:
+    """Run ``neurovamp impute``.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments (see :func:`register`).
+
+    Returns
+    -------
+    int
+        0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
+    """
+    from neurovamp._files import atomic_output, check_writable
+    from neurovamp.analysis.impute import impute_condition_mean
+    from neurovamp.run import load_run
+
+    run_dir = _check_run_dir(args.run)
+    out = Path(args.out)
+    check_writable(out, overwrite=args.overwrite)
+    condition = parse_condition(args.conditions)
+    model, paired, _ = load_run(run_dir, device=args.device)
+    result = impute_condition_mean(
+        model, paired, target=args.target, sources=args.sources, condition=condition, split=args.split,
+        combine=args.combine,
+    )
+    result.attrs["run"] = str(run_dir.resolve())
+    with atomic_output(out, overwrite=args.overwrite) as tmp:
+        result.to_netcdf(tmp, engine="h5netcdf")
+    what = ", ".join(f"{k}={','.join(map(str, v))}" for k, v in condition.items())
+    print(
+        f"imputed {args.target} ({result.sizes['unit']} units x {result.sizes['time']} bins) for {what} from "
+        f"{result.attrs['n_trials_total']} trials of {result.attrs['sources']}; wrote {out}"
+    )
+    return 0

@@ -1,0 +1,172 @@
+"""End-to-end test of ``neurovamp demo --quick``: outputs, report numbers, resuming, no overwrite."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurovamp.analysis.report import comparison_table
+from neurovamp.cli import main
+from neurovamp.models.estimator import MultiAnimalModel
+from neurovamp.run import load_run, read_run_info
+
+MODELS = ("mmvm", "independent")
+
+
+def demo_args(out: Path, *extra: str) -> list[str]:
+    return ["demo", "--out", str(out), "--quick", "--device", "cpu", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> dict:
+    """A quick demo interrupted while saving the second model, then resumed."""
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "demo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEUROVAMP_DATA", str(root / "cache"))
+        original = MultiAnimalModel.save
+        interrupted: list[str] = []
+
+        def save_then_interrupt(self, path, **kwargs):
+            if self.config.model == "independent" and not interrupted:
+                interrupted.append(str(path))
+                raise KeyboardInterrupt
+            return original(self, path, **kwargs)
+
+        mp.setattr(MultiAnimalModel, "save", save_then_interrupt)
+        assert main(demo_args(out)) == 130
+        assert interrupted, "the interruption was never triggered"
+        state = {
+            "demo_status": json.loads((out / "demo.json").read_text())["status"],
+            "independent_status": read_run_info(out / "runs" / "independent")["status"],
+            "report_after_interrupt": (out / "report.md").exists(),
+            "mmvm_weights_mtime": (out / "runs" / "mmvm" / "model" / "weights.pt").stat().st_mtime_ns,
+            "mmvm_metrics": (out / "runs" / "mmvm" / "metrics.json").read_text(),
+        }
+        mp.setattr(MultiAnimalModel, "save", original)
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            assert main(demo_args(out)) == 0
+        state["resume_output"] = buffer.getvalue()
+    state["out"] = out
+    return state
+
+
+def _cell_numbers(cell: str) -> tuple[float, float | None]:
+    """``"0.512 ± 0.043"`` → (0.512, 0.043); ``"**0.5**"`` → (0.5, None)."""
+    cell = cell.replace("*", "").strip()
+    parts = [float(p) for p in re.findall(r"-?\d+\.\d+|-?\d+", cell)]
+    return parts[0], (parts[1] if len(parts) > 1 else None)
+
+
+def _report_table(report: str, first_header: str) -> pd.DataFrame:
+    lines = report.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    header = [h.strip() for h in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return pd.DataFrame(rows, columns=header).set_index(header[0])
+
+
+def test_interrupted_demo_resumes_without_refitting_complete_models(demo):
+    out = demo["out"]
+    assert demo["demo_status"] == "running" and demo["independent_status"] == "running"
+    assert not demo["report_after_interrupt"]
+    # mmvm was complete before the interruption: reused, not refitted or re-evaluated
+    assert (out / "runs" / "mmvm" / "model" / "weights.pt").stat().st_mtime_ns == demo["mmvm_weights_mtime"]
+    assert (out / "runs" / "mmvm" / "metrics.json").read_text() == demo["mmvm_metrics"]
+    assert "reused mmvm" in demo["resume_output"]
+    info = json.loads((out / "demo.json").read_text())
+    assert info["status"] == "complete" and info["reused"] == ["mmvm"] and info["fitted"] == ["independent"]
+    # the interrupted fit was resumed from its checkpoint: one history, epochs 1..2
+    history = pd.read_csv(out / "runs" / "independent" / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+
+
+def test_run_folders_work_with_the_run_loader(demo):
+    out = demo["out"]
+    for name in MODELS:
+        run = out / "runs" / name
+        info = read_run_info(run)
+        assert info["status"] == "complete" and info["model"]["model"] == name
+        assert info["pairing"]["conditions"] == ["A", "B", "C", "D", "E"]
+        for file in ("history.csv", "loss.png", "metrics.json", "figures/latents.png", "figures/alignment.png"):
+            assert (run / file).is_file(), f"{name}: {file}"
+    model, paired, _ = load_run(out / "runs" / "mmvm", device="cpu")
+    assert paired.animals == ("rat1", "rat2", "rat3")
+    # rat3 never smelled odor E: masked in every E pair
+    for split in ("train", "val", "test"):
+        e_pairs = paired.pair_condition[split] == "E"
+        assert not paired.mask(split)[e_pairs, 2].any()
+    z = model.latents(paired, "rat3", split="test")
+    assert z.dims == ("trial", "time", "latent")
+
+
+def test_report_numbers_match_metrics_json(demo):
+    out = demo["out"]
+    combined = json.loads((out / "metrics.json").read_text())
+    assert list(combined) == list(MODELS)
+    for name in MODELS:
+        assert combined[name] == json.loads((out / "runs" / name / "metrics.json").read_text())
+        assert combined[name]["model"] == name
+        assert combined[name]["fit"]["epochs_run"] == 2
+        gt = combined[name]["ground_truth"]
+        assert gt["target"] == "rat3" and gt["by_odor"]["E"]["seen"] is False and gt["by_odor"]["A"]["seen"] is True
+
+    report = (out / "report.md").read_text()
+    table = _report_table(report, "model")
+    assert list(table.index) == list(MODELS)
+    for name in MODELS:
+        animals = combined[name]["animals"]
+        for label in ("odor", "position"):
+            own = [animals[a]["decoding"][label]["balanced_accuracy"] for a in animals]
+            mean, sd = _cell_numbers(table.at[name, f"{label} decoding"])
+            assert mean == pytest.approx(np.mean(own), abs=6e-4)
+            assert sd == pytest.approx(np.std(own, ddof=1), abs=6e-4)
+            shared = [animals[a]["shared_decoding"][label]["balanced_accuracy"] for a in animals]
+            assert _cell_numbers(table.at[name, f"{label} shared decoding"])[0] == pytest.approx(np.mean(shared),
+                                                                                                   abs=6e-4)
+        for key, title in (("bits_per_spike", "bits/spike"), ("psth_r2", "PSTH R²"), ("coherence", "coherence")):
+            values = [animals[a]["imputation"][key] for a in animals]
+            assert _cell_numbers(table.at[name, title])[0] == pytest.approx(np.mean(values), abs=6e-4)
+        # the mean off-diagonal alignment equals evaluate_model's own summary
+        assert _cell_numbers(table.at[name, "alignment R²"])[0] == pytest.approx(
+            combined[name]["summary"]["alignment_r2"], abs=6e-4
+        )
+    # ground-truth table: rat3's unseen odor
+    lines = [line for line in report.splitlines() if line.startswith("| mmvm |")]
+    assert len(lines) == 2  # comparison table and ground-truth table
+    r2_e = _cell_numbers(lines[1].strip("|").split("|")[1])[0]
+    assert r2_e == pytest.approx(combined["mmvm"]["ground_truth"]["by_odor"]["E"]["r2"], abs=6e-4)
+
+    csv = pd.read_csv(out / "comparison.csv", index_col="model").astype(float)
+    expected = comparison_table(combined)
+    pd.testing.assert_frame_equal(csv, expected, check_exact=False, rtol=1e-5, check_names=False)
+
+    for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report):
+        assert (out / link).is_file(), link
+
+
+def test_complete_demo_is_never_overwritten(demo, tmp_path, capsys):
+    out = demo["out"]
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert main(demo_args(out)) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(demo_args(out, "--seed", "3")) == 2  # other settings: refused too
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    # a folder that is not a demo is refused even with --overwrite
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert main(demo_args(other, "--overwrite")) == 2
+    assert (other / "notes.txt").read_text() == "keep me"
