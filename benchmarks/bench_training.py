@@ -88,8 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--profile", action="store_true", help="profile some real-path steps with torch.profiler")
     p.add_argument("--old-engine", action="store_true",
-                   help="patch the engine's pre-optimisation calls back in (default for-loop Adam, "
-                        "clip_grad_norm_(inf) every step, one float() per loss term) for before/after runs")
+                   help="patch the engine's pre-optimisation behaviour back in (see use_old_engine) "
+                        "for before/after runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--note", default="", help="free text stored with the result")
     p.add_argument("--out", type=Path, default=RESULTS, help="JSON-lines file to append the result to")
@@ -249,12 +249,17 @@ def check_reference(vae: MultiAnimalVAE, paired: PairedData, device: torch.devic
 
 # ----------------------------------------------------------------------------- real path
 class RealPath:
-    """``Trainer.fit`` extended by a few epochs per timed block (no validation, no checkpoints)."""
+    """``Trainer.fit`` extended by a few epochs per timed block (no validation, no checkpoints).
+
+    Training settings are the engine's defaults except ``patience=None`` (no early stop):
+    with ``restore_best=True`` the best weights are copied at every improving epoch, as
+    in a real fit.
+    """
 
     def __init__(self, vae: MultiAnimalVAE, paired: PairedData, batch_size: int, device: torch.device,
                  seed: int) -> None:
         config = TrainingConfig(
-            epochs=1, batch_size=batch_size, patience=None, restore_best=False, seed=seed, device=str(device),
+            epochs=1, batch_size=batch_size, patience=None, seed=seed, device=str(device),
         )
         self.trainer = Trainer(vae, paired, config, progress=False)
 
@@ -346,7 +351,8 @@ def phase_breakdown(vae: MultiAnimalVAE, paired: PairedData, batch_size: int, de
         (torch.Tensor, "backward", clock.wrap("backward", torch.Tensor.backward), torch.Tensor.backward),
     ]
     # Engine internals (skipped if the engine is refactored and they no longer exist).
-    for attr, name in (("_gradient_norm", "gradient-norm check"), ("_term_values", "loss terms to host")):
+    for attr, name in (("_parameters_finite", "parameter check (per epoch)"),
+                       ("_clip_gradients", "gradient clipping"), ("_term_values", "loss terms to host")):
         if hasattr(training_mod, attr):
             original = getattr(training_mod, attr)
             patches.append((training_mod, attr, clock.wrap(name, original), original))
@@ -421,22 +427,36 @@ def profile_real_path(vae: MultiAnimalVAE, paired: PairedData, batch_size: int, 
 
 
 def use_old_engine() -> None:
-    """Make ``Trainer`` behave as before the performance changes (for before/after runs)."""
+    """Make ``Trainer`` behave as before the performance changes (for before/after runs).
+
+    Before: default for-loop Adam, a gradient-norm pass (``clip_grad_norm_`` with an
+    infinite bound) before every step, one ``float()`` per loss term, batches gathered
+    from the strided sub-window view, out-of-place activations.
+    """
+    import neurovamp.data.tensors as tensors_mod
+    import neurovamp.models.networks as networks_mod
     import neurovamp.models.training as training_mod
 
-    def adam(module: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Adam:
-        return torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
+    class GuardedAdam(torch.optim.Adam):
+        def step(self, closure=None):  # noqa: ANN001, ANN202
+            params = [p for group in self.param_groups for p in group["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+            if not bool(torch.isfinite(norm)):
+                raise RuntimeError("non-finite gradient")
+            return super().step(closure)
 
-    def gradient_norm(module: nn.Module, max_norm: float | None) -> torch.Tensor:
-        bound = max_norm if max_norm is not None else float("inf")
-        return torch.nn.utils.clip_grad_norm_(module.parameters(), bound)
+    def adam(module: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Adam:
+        return GuardedAdam(module.parameters(), lr=lr, weight_decay=weight_decay)
 
     def term_values(terms: dict) -> dict[str, float]:
         return {key: float(value.detach()) for key, value in terms.items()}
 
+    make_activation = networks_mod.make_activation
     training_mod._adam = adam
-    training_mod._gradient_norm = gradient_norm
     training_mod._term_values = term_values
+    networks_mod.make_activation = lambda name, inplace=False: make_activation(name, inplace=False)
+    init = tensors_mod.TensorBatcher.__init__
+    init.__defaults__ = init.__defaults__[:-1] + (0,)  # materialize_bytes=0: strided gathers
 
 
 # ----------------------------------------------------------------------------- main

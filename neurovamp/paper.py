@@ -1048,6 +1048,18 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
+def _defaults_text() -> str:
+    """One report line describing neurovamp's default model settings."""
+    from neurovamp.models.config import ModelConfig
+
+    c = ModelConfig()
+    hidden = ", ".join(str(w) for w in c.hidden) or "none"
+    return (
+        f"**neurovamp**: neurovamp's defaults: latent dimension {c.latent_dim}, {c.likelihood} likelihood on "
+        f"counts, encoder hidden layer(s) of {hidden} units, {c.decoder} decoder, Adam lr 1e-3, batch 128"
+    )
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
 
@@ -1205,10 +1217,7 @@ def write_report(metrics: Mapping[str, Any], path: str | os.PathLike, *, overwri
             )
             + ", encoder and decoder MLPs as wide as the input, Adam lr 1e-3, batch 128"
         ),
-        "neurovamp": (
-            "**neurovamp**: neurovamp's defaults: latent dimension 8, Poisson likelihood on counts, one 128-unit "
-            "encoder layer, linear decoder, Adam lr 1e-3, batch 128"
-        ),
+        "neurovamp": _defaults_text(),
     }
     report.bullets([presets_text[p] for p in config["presets"]])
     report.paragraph(

@@ -60,7 +60,7 @@ def test_config_defaults_and_json_round_trip() -> None:
         "poisson",
         8,
         (128,),
-        "linear",
+        "mlp",
     )
     assert ModelConfig(hidden="input").hidden == ("input",)
     assert ModelConfig(hidden=["input", 16]).hidden_widths(40) == [40, 16]
@@ -356,7 +356,7 @@ def test_generate_joint_model_uses_its_aggregator() -> None:
 
 
 def test_init_output_bias_sets_rates_at_zero_latent() -> None:
-    net = _model()
+    net = _model(decoder="linear")  # exact for a linear readout: the rate at z = 0 is link(bias)
     xs = _batch()
     means = [x.mean(0) + 0.1 for x in xs]
     net.init_output_bias(means)
@@ -380,7 +380,9 @@ def _toy(n: int = 512, dims: tuple[int, ...] = (20, 25, 15), seed: int = 0):  # 
 
 def _fit(model: str, xs: list[torch.Tensor], steps: int = 400) -> tuple[MultiAnimalVAE, list[float]]:
     torch.manual_seed(0)
-    net = MultiAnimalVAE([x.shape[1] for x in xs], ModelConfig(model=model, latent_dim=2, hidden=[32]))
+    # The toy counts are a Poisson GLM of the latent: fit them with the matching linear readout.
+    config = ModelConfig(model=model, latent_dim=2, hidden=[32], decoder="linear")
+    net = MultiAnimalVAE([x.shape[1] for x in xs], config)
     net.init_output_bias([x.mean(0) for x in xs])
     optimiser = torch.optim.Adam(net.parameters(), lr=5e-3)
     losses = []

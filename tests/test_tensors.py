@@ -38,10 +38,12 @@ def expected_window(code: int, trial_id: int, n_units: int, start: int, window: 
     return code * 1_000_000 + (trial_id - 100) * 10_000 + u * 100 + b
 
 
+@pytest.mark.parametrize("materialize_bytes", [2**30, 0], ids=["table", "strided-view"])
 @pytest.mark.parametrize("strategy", ["truncate", "resample"])
-def test_sub_window_contents_equal_the_counts(tree, strategy):
+def test_sub_window_contents_equal_the_counts(tree, strategy, materialize_bytes):
     paired = pair_trials(tree, strategy=strategy, window=10, stride=3, seed=1)
-    batcher = TensorBatcher(paired, "train")
+    batcher = TensorBatcher(paired, "train", materialize_bytes=materialize_bytes)
+    assert (batcher._tables is None) == (materialize_bytes == 0)
     xs, mask = batcher.all()
     info = batcher.sample_info()
     assert len(info) == batcher.n_samples == paired.n_pairs("train") * 6
@@ -185,6 +187,8 @@ def test_bad_inputs(tree):
         TensorBatcher(tree, "train")
     with pytest.raises(ConfigError, match="dtype"):
         TensorBatcher(paired, "train", dtype=torch.int64)
+    with pytest.raises(ConfigError, match="materialize_bytes"):
+        TensorBatcher(paired, "train", materialize_bytes=-1)
     batcher = TensorBatcher(paired, "train")
     with pytest.raises(ConfigError, match="batch_size"):
         batcher.batches(0)

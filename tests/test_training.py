@@ -185,6 +185,44 @@ def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path, paired):
     assert all(torch.isfinite(v).all() for v in state["model_state"].values())
 
 
+class InfiniteGradient(torch.nn.Module):
+    """Wraps a module; training batch ``at`` adds sqrt(w - w) = 0 to the loss: finite, d/dw = inf."""
+
+    def __init__(self, inner: torch.nn.Module, at: int) -> None:
+        super().__init__()
+        self.inner, self.at, self.calls = inner, at, 0
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def loss(self, xs, mask):
+        out = dict(self.inner.loss(xs, mask))
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.at:  # NaN once Adam has applied the infinite gradient
+                out["loss"] = out["loss"] + torch.sqrt(self.w - self.w.detach())
+        return out
+
+
+@pytest.mark.parametrize("where", ["mid-epoch", "last batch of the epoch"])
+def test_infinite_gradient_raises_and_keeps_last_good_checkpoint(tmp_path, paired, where):
+    per_epoch = TensorBatcher(paired, "train").n_batches(CFG["batch_size"])
+    at = 2 * per_epoch + (1 if where == "mid-epoch" else per_epoch)
+    module = InfiniteGradient(new_module(paired), at=at)
+    cfg = TrainingConfig(**{**CFG, "checkpoint_every": 1})
+    with pytest.raises(TrainingError, match=r"epoch 3: non-finite gradient from a finite loss.*last good checkpoint"):
+        fit_module(module, paired, cfg, checkpoint_dir=tmp_path, progress=False)
+    assert not torch.isfinite(module.w)  # the bad update happened, and was caught
+    state = load_checkpoint(tmp_path)
+    assert state["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model_state"].values())
+
+
+def test_clipping_catches_an_infinite_gradient_before_the_update(paired):
+    module = InfiniteGradient(new_module(paired), at=2)
+    with pytest.raises(TrainingError, match=r"epoch 1: non-finite gradient .*norm inf"):
+        fit_module(module, paired, TrainingConfig(**{**CFG, "max_grad_norm": 10.0}), progress=False)
+    assert torch.isfinite(module.w)
+
+
 def test_exploding_loss_raises(paired):
     per_epoch = TensorBatcher(paired, "train").n_batches(CFG["batch_size"])
     module = Poisoned(new_module(paired), after=per_epoch, factor=1e9)

@@ -19,13 +19,16 @@ LOGVAR_RANGE = (-10.0, 10.0)
 """Encoder log-variances are clamped to this interval for numerical stability."""
 
 
-def make_activation(name: str) -> nn.Module:
+def make_activation(name: str, inplace: bool = False) -> nn.Module:
     """The activation module called ``name``.
 
     Parameters
     ----------
     name
         One of ``"leaky_relu"`` (slope 0.01), ``"relu"``, ``"elu"``, ``"softplus"``, ``"tanh"``.
+    inplace
+        Overwrite the input where the activation supports it (leaky ReLU, ReLU, ELU);
+        safe after a linear layer, whose backward pass does not need its output.
 
     Returns
     -------
@@ -40,6 +43,8 @@ def make_activation(name: str) -> nn.Module:
     }
     if name not in table:
         raise ConfigError(f"activation must be one of {', '.join(map(repr, ACTIVATIONS))}, got {name!r}")
+    if inplace and name in ("leaky_relu", "relu", "elu"):
+        return table[name](inplace=True)
     return table[name]()
 
 
@@ -48,7 +53,7 @@ def _mlp(widths: Sequence[int], activation: str, dropout: float) -> nn.Sequentia
     layers: list[nn.Module] = []
     for n_in, n_out in zip(widths[:-1], widths[1:]):
         layers.append(nn.Linear(n_in, n_out))
-        layers.append(make_activation(activation))
+        layers.append(make_activation(activation, inplace=True))  # saves a copy per layer
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)

@@ -300,21 +300,28 @@ def _adam(module: torch.nn.Module, *, lr: float, weight_decay: float) -> torch.o
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
-def _gradient_norm(module: torch.nn.Module, max_norm: float | None) -> torch.Tensor:
-    """Global 2-norm of the gradients; clips them to ``max_norm`` when it is given.
+def _clip_gradients(module: torch.nn.Module, max_norm: float) -> torch.Tensor:
+    """Clip the gradients to global 2-norm ``max_norm``; the norm before clipping."""
+    return torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
 
-    Without clipping only the norm is computed (``clip_grad_norm_`` with an infinite
-    bound would still rescale every gradient by 1.0: a needless pass over all of them).
+
+def _parameters_finite(module: torch.nn.Module) -> bool:
+    """Whether every parameter of ``module`` is finite (one device sync).
+
+    Adam turns a non-finite gradient into non-finite parameters (its update is
+    ``m / sqrt(v)``: NaN for a NaN or infinite gradient), so checking the parameters once
+    per epoch, and whenever the loss turns non-finite, catches a bad gradient without a
+    pass over all gradients at every step.
     """
-    if max_norm is not None:
-        return torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm)
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    total_norm = getattr(torch.nn.utils, "get_total_norm", None)
-    if total_norm is None:  # torch < 2.6
-        return torch.nn.utils.clip_grad_norm_(module.parameters(), math.inf)
-    if not grads:
-        return torch.zeros(())
-    return total_norm(grads, 2.0)
+    params = [p.detach() for p in module.parameters()]
+    if not params:
+        return True
+    # A NaN or infinity anywhere makes a sum non-finite; summing is ~20x faster than
+    # isfinite() on CPU. A finite sum proves finiteness; a non-finite one (or an overflow
+    # of huge finite values) is confirmed element-wise.
+    if bool(torch.isfinite(torch.stack([p.sum() for p in params])).all()):
+        return True
+    return all(bool(torch.isfinite(p).all()) for p in params)
 
 
 def _term_values(terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -324,7 +331,19 @@ def _term_values(terms: Mapping[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(keys, stacked.tolist()))
 
 
-def _state_to_cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _state_to_cpu(state: Mapping[str, torch.Tensor],
+                  into: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``state``; copied into the tensors of ``into`` when their shapes match.
+
+    Reusing the buffers of an earlier copy avoids allocating (and page-faulting) a fresh
+    copy of every weight at each improving epoch.
+    """
+    if into is not None and into.keys() == state.keys() and all(
+        into[key].shape == value.shape and into[key].dtype == value.dtype for key, value in state.items()
+    ):
+        for key, value in state.items():
+            into[key].copy_(value.detach())
+        return into
     return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
 
@@ -507,12 +526,10 @@ class Trainer:
                 )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            norm = _gradient_norm(self.module, cfg.max_grad_norm)
-            if not bool(torch.isfinite(norm)):
-                raise TrainingError(
-                    f"epoch {epoch}: non-finite gradient (norm {float(norm)}) from a finite loss "
-                    f"{value:.4g}{self._checkpoint_note()}"
-                )
+            if cfg.max_grad_norm is not None:
+                norm = _clip_gradients(self.module, cfg.max_grad_norm)
+                if not bool(torch.isfinite(norm)):
+                    raise TrainingError(self._bad_gradient_message(epoch, f"norm {float(norm)}"))
             self.optimizer.step()
             batch = int(mask.shape[0])
             n_total += batch
@@ -520,6 +537,8 @@ class Trainer:
                 sums[key] = sums.get(key, 0.0) + term_value * batch
             bar.set_postfix({"epoch": epoch, "loss": f"{sums['loss'] / n_total:.4g}"}, refresh=False)
 
+        if not _parameters_finite(self.module):
+            raise TrainingError(self._bad_gradient_message(epoch, "parameters non-finite after the epoch's updates"))
         train_terms = {key: total / n_total for key, total in sums.items()}
         val_terms = self._evaluate(self._val) if self._val.n_samples > 0 else {}
 
@@ -535,7 +554,8 @@ class Trainer:
         if score < self.best_score - cfg.min_delta:
             self.best_score = score
             self.best_epoch = epoch
-            self._best_state = _state_to_cpu(self.module.state_dict())
+            if cfg.restore_best:  # nothing else reads the best weights
+                self._best_state = _state_to_cpu(self.module.state_dict(), into=self._best_state)
             self.bad_epochs = 0
         else:
             self.bad_epochs += 1
@@ -577,7 +597,15 @@ class Trainer:
             if key.startswith(f"{split}/") and len(column) == n_before:
                 column.append(None)
 
+    def _bad_gradient_message(self, epoch: int, detail: str) -> str:
+        return (
+            f"epoch {epoch}: non-finite gradient from a finite loss ({detail}); lower the learning rate, "
+            f"set max_grad_norm, or check the input counts{self._checkpoint_note()}"
+        )
+
     def _nonfinite_message(self, epoch: int, terms: Mapping[str, torch.Tensor]) -> str:
+        if not _parameters_finite(self.module):  # the previous update came from a bad gradient
+            return self._bad_gradient_message(epoch, "parameters non-finite after the previous update")
         bad = [key for key, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
         named = ", ".join(repr(key) for key in bad) or "'loss'"
         return (
