@@ -7,7 +7,7 @@ What is measured (all in one run, interleaved, on one device):
    :class:`~neurovamp.data.pairing.PairedData` of five animals with the release's unit
    counts (92/79/104/49/46) and 10-bin sub-windows (inputs 920/790/1040/490/460, latent 2)
    at batch 128: TensorBatcher gathers, forward, backward, Adam step, and the engine's
-   per-batch bookkeeping (loss checks, gradient-norm check, running sums), i.e. exactly
+   per-batch bookkeeping (loss checks, running sums, the per-epoch parameter check), i.e. exactly
    what ``Trainer.fit`` runs. The validation split is empty so only training is timed.
 2. **FLOP bound** — the dense matmul rate of this machine measured with ``torch.mm`` on
    exactly the GEMMs one training step needs (every ``nn.Linear`` of the model at batch

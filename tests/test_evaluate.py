@@ -217,3 +217,17 @@ def test_mmvm_beats_independent_vaes_on_alignment_and_imputation(model, paired, 
     assert mmvm["bits_per_spike"] > ind_bps + 0.05  # measured 0.067 vs -0.066
     assert mmvm["bits_per_spike"] > 0
     assert mmvm["coherence"] > ind_coherence + 0.15  # measured 0.54 vs 0.22
+
+
+def test_in_sample_alignment_is_not_summarised():
+    """Whole-trial latents of 3 conditions: a map from 3 latents cannot be held out (R² 1 for anything)."""
+    from neurovamp.analysis.alignment import alignment_matrix
+    from neurovamp.analysis.evaluate import _alignment_dict
+
+    rng = np.random.default_rng(0)
+    trajectories = {a: rng.normal(size=(3, 1, 3)) for a in ANIMALS}  # unrelated random latents
+    matrix = alignment_matrix(trajectories, cv="auto")
+    entry = _alignment_dict(matrix)
+    assert entry["cross_validated"] is False and entry["mean_r2"] is None and "in-sample" in entry["note"]
+    off = np.asarray(entry["r2"])[~np.eye(3, dtype=bool)]
+    np.testing.assert_allclose(off, 1.0)  # why it must not be reported as alignment

@@ -470,17 +470,30 @@ def evaluate_alignment(
 
 
 def _alignment_dict(matrix: xr.DataArray) -> dict[str, Any]:
+    """JSON entry of an alignment matrix; ``mean_r2`` only for held-out scores.
+
+    An in-sample R² (too few condition x time points for a held-out map, e.g. whole-trial
+    windows with few conditions) can reach 1 for any latents, so it is kept in ``r2``
+    (flagged by ``cross_validated``) but not summarised.
+    """
     values = np.asarray(matrix.values, dtype=float)
     off = values[~np.eye(values.shape[0], dtype=bool)]
     off = off[np.isfinite(off)]
-    return {
+    held_out = bool(matrix.attrs.get("cross_validated", 0))
+    entry = {
         "by": matrix.attrs.get("by"),
         "animals": [str(a) for a in matrix["source"].values],
         "r2": values,
-        "mean_r2": float(off.mean()) if off.size else None,
-        "cross_validated": bool(matrix.attrs.get("cross_validated", 0)),
+        "mean_r2": float(off.mean()) if off.size and held_out else None,
+        "cross_validated": held_out,
         "scheme": matrix.attrs.get("scheme"),
     }
+    if not held_out:
+        entry["note"] = (
+            "too few condition x time points for a held-out linear map (use sub-windows or more conditions); "
+            "r2 is in-sample and not summarised"
+        )
+    return entry
 
 
 # --------------------------------------------------------------------------- imputation

@@ -414,7 +414,7 @@ def _labels_of(metrics: Mapping[str, Any]) -> list[str]:
 
 def _alignment_offdiagonal(alignment: Any) -> tuple[float, float]:
     matrix = _get(alignment, "r2")
-    if matrix is None:
+    if matrix is None or _get(alignment, "cross_validated") is False:  # in-sample R² is not a score
         return float("nan"), float("nan")
     try:
         arr = np.array([[_number(v) for v in row] for row in matrix], dtype=float)
