@@ -35,6 +35,8 @@ _EXPORTS = {
     "ModelConfig": "neurovamp.models.config",
     "MultiAnimalModel": "neurovamp.models.estimator",
     "default_dataset_path": "neurovamp.default_data",
+    "fit_run": "neurovamp.run",
+    "load_run": "neurovamp.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]

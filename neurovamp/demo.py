@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import io
 import json
 import os
 import shutil
@@ -308,42 +307,26 @@ def _model_complete(run_dir: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- fitting
-def _fit_argv(paths: Sequence[Path], run_dir: Path, model: str, s: DemoSettings, device: str,
-              progress: bool) -> list[str]:
-    argv = [
-        "fit", *[str(p) for p in paths], "--out", str(run_dir),
-        "--event", s.event, "--window", repr(float(s.window[0])), repr(float(s.window[1])),
-        "--bin", repr(float(s.bin_size)), "--label", *s.labels,
-        "--pair-by", s.pair_by, "--strategy", s.strategy, "--conditions", *s.conditions,
-        "--split", *[repr(float(f)) for f in s.split],
-        "--subwindow", str(s.subwindow), "--stride", str(s.stride),
-        "--model", model, "--epochs", str(s.epochs), "--batch-size", str(s.batch_size),
-        "--patience", str(s.patience), "--seed", str(s.seed), "--device", device,
-    ]
-    if not progress:
-        argv.append("--no-progress")
-    return argv
-
-
 def _fit_model(paths: Sequence[Path], run_dir: Path, model: str, s: DemoSettings, device: str,
                progress: bool) -> float:
-    """Fit one model into ``run_dir`` through ``neurovamp fit``; return the wall time (s).
+    """Fit one model into ``run_dir`` with :func:`neurovamp.run.fit_run`; return the wall time (s).
 
     An interrupted run (checkpoint present) is resumed; any other incomplete run folder of
     this demo is restarted.
     """
-    from neurovamp.cli import build_parser
+    from neurovamp.models.config import ModelConfig
     from neurovamp.models.training import CHECKPOINT_NAME
-    from neurovamp.run import CHECKPOINT_DIR, RUN_FILE
+    from neurovamp.run import CHECKPOINT_DIR, RUN_FILE, fit_run
 
-    argv = _fit_argv(paths, run_dir, model, s, device, progress)
-    if run_dir.exists():
-        resumable = (run_dir / RUN_FILE).is_file() and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file()
-        argv.append("--resume" if resumable else "--overwrite")
-    args = build_parser().parse_args(argv)
+    resumable = (run_dir / RUN_FILE).is_file() and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file()
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):
-        args.func(args)
+    fit_run(
+        paths, run_dir, event=s.event, window=s.window, bin_size=s.bin_size, labels=list(s.labels),
+        pair_by=s.pair_by, strategy=s.strategy, conditions=list(s.conditions), split=s.split,
+        subwindow=s.subwindow, stride=s.stride, config=ModelConfig(model=model), epochs=s.epochs,
+        batch_size=s.batch_size, patience=s.patience, seed=s.seed, device=device,
+        resume=run_dir.exists() and resumable, overwrite=run_dir.exists() and not resumable, progress=progress,
+    )
     return time.perf_counter() - start
 
 
@@ -574,7 +557,8 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     model.check_compatible(paired)
     metrics = evaluate_model(model, paired, labels=list(s.decode_labels), seed=s.seed)
     fit = dict(read_run_info(run_dir).get("fit") or {})
-    fit["seconds"] = fit_seconds
+    if fit_seconds is not None or "seconds" not in fit:  # a reused run keeps the time run.json recorded
+        fit["seconds"] = fit_seconds
     metrics["fit"] = fit
     truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}

@@ -10,27 +10,41 @@ A run folder ``RUN/`` holds::
     loss.png         loss curves
     checkpoints/     training checkpoints (for --resume)
 
+:func:`fit_run` writes such a folder (``neurovamp fit`` is a thin wrapper around it);
 :func:`load_run` returns the model, the rebuilt :class:`~neurovamp.data.pairing.PairedData`
 and the run description, for the ``evaluate``/``impute`` style commands.
+
+Imports: this module sits above data, models and analysis (a pipeline). It imports the
+data layer at the top; torch (``neurovamp.models``) and matplotlib
+(``neurovamp.analysis.plots``, for ``loss.png``) only inside the functions that need them,
+so ``import neurovamp.run`` stays light for the CLI and nothing below it ever imports it.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import math
 import os
+import shutil
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from neurovamp._files import atomic_output
+from neurovamp._files import atomic_output, check_writable
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, load_recordings
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from neurovamp.models.config import ModelConfig
+    from neurovamp.models.estimator import MultiAnimalModel
 
 __all__ = [
     "RUN_FILE",
@@ -38,6 +52,9 @@ __all__ = [
     "HISTORY_FILE",
     "LOSS_PLOT",
     "CHECKPOINT_DIR",
+    "fit_run",
+    "check_run_folder",
+    "labels_to_load",
     "read_run_info",
     "write_run_info",
     "build_paired",
@@ -215,6 +232,33 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
+    """Load the recordings as the ``data`` section of a run description says."""
+    return load_recordings(
+        [Path(p) for p in data["paths"]],
+        event=data["event"],
+        window=tuple(data["window"]),
+        bin_size=float(data["bin_size"]),
+        labels=data.get("labels"),
+        allow_silent_units=bool(data.get("allow_silent_units", False)),
+    )
+
+
+def _pair(tree: xr.DataTree, pairing: Mapping[str, Any]) -> PairedData:
+    """Pair the trials of ``tree`` as the ``pairing`` section of a run description says."""
+    return pair_trials(
+        tree,
+        by=pairing["by"],
+        strategy=pairing["strategy"],
+        filters=pairing.get("filters"),
+        conditions=pairing.get("conditions"),
+        split=tuple(pairing["split"]),
+        seed=int(pairing["seed"]),
+        window=pairing.get("window"),
+        stride=int(pairing.get("stride", 1)),
+    )
+
+
 def build_paired(info: Mapping[str, Any]) -> PairedData:
     """Reload the recordings of a run and pair them exactly as ``fit`` did.
 
@@ -235,29 +279,10 @@ def build_paired(info: Mapping[str, Any]) -> PairedData:
     """
     try:
         data, pairing = info["data"], info["pairing"]
-        paths = [Path(p) for p in data["paths"]]
-        missing = [str(p) for p in paths if not p.exists()]
+        missing = [str(p) for p in data["paths"] if not Path(p).exists()]
         if missing:
             raise DataError(f"data file(s) of the run not found: {missing} (moved or deleted since `neurovamp fit`?)")
-        tree = load_recordings(
-            paths,
-            event=data["event"],
-            window=tuple(data["window"]),
-            bin_size=float(data["bin_size"]),
-            labels=data.get("labels"),
-            allow_silent_units=bool(data.get("allow_silent_units", False)),
-        )
-        return pair_trials(
-            tree,
-            by=pairing["by"],
-            strategy=pairing["strategy"],
-            filters=pairing.get("filters"),
-            conditions=pairing.get("conditions"),
-            split=tuple(pairing["split"]),
-            seed=int(pairing["seed"]),
-            window=pairing.get("window"),
-            stride=int(pairing.get("stride", 1)),
-        )
+        return _pair(_load_tree(data), pairing)
     except KeyError as exc:
         raise DataError(f"run description is missing setting {exc.args[0]!r}") from exc
 
@@ -305,3 +330,418 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto") -> tuple[Any, 
     except DataError as exc:
         raise DataError(f"{run_dir}: the run's data no longer match its model: {exc}") from exc
     return model, paired, info
+
+
+# --------------------------------------------------------------------------- writing a run
+def labels_to_load(
+    labels: str | Sequence[str] | None, pair_by: str, filter_labels: Iterable[str] = ()
+) -> list[str] | None:
+    """Trial labels a fit loads: the chosen ones plus those pairing and filtering need.
+
+    Parameters
+    ----------
+    labels
+        Labels asked for; ``None`` loads every trials column.
+    pair_by
+        The label trials are paired on.
+    filter_labels
+        Labels the filters select on.
+
+    Returns
+    -------
+    list of str or None
+        ``labels`` + ``pair_by`` + ``filter_labels`` without repeats (``None`` when
+        ``labels`` is ``None``).
+
+    Raises
+    ------
+    ConfigError
+        If a label is not text.
+    """
+    if labels is None:
+        return None
+    wanted = [labels] if isinstance(labels, str) else list(labels)
+    bad = [label for label in wanted if not isinstance(label, str)]
+    if bad:
+        raise ConfigError(f"labels must be trials column names (text), got {bad!r}")
+    return list(dict.fromkeys([*wanted, pair_by, *filter_labels]))
+
+
+def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Check that a fit may write (or continue) the run folder ``out``.
+
+    Parameters
+    ----------
+    out
+        The run folder.
+    overwrite
+        An existing folder may be restarted.
+    resume
+        The folder holds an interrupted run to continue.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ConfigError
+        For ``resume`` with ``overwrite``, ``resume`` without a folder, or ``overwrite``
+        of something that is not a folder.
+    OutputExistsError
+        If ``out`` exists and neither ``overwrite`` nor ``resume`` is given.
+    """
+    run_dir = Path(out)
+    if resume and overwrite:
+        raise ConfigError(
+            "resume and overwrite (CLI: --resume, --overwrite) exclude each other: resume continues a run, "
+            "overwrite restarts it"
+        )
+    if resume:
+        if not run_dir.is_dir():
+            raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
+        return run_dir
+    check_writable(run_dir, overwrite=overwrite)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: exists and is not a folder; remove it or choose another run folder (--out)")
+    return run_dir
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python scalars and tuples as lists (JSON-ready)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _value_list(name: str, value: Any) -> list:
+    """One value or a sequence of them, as a list of JSON scalars (text, numbers, booleans)."""
+    values = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) else list(value)
+    values = [_plain(v) for v in values]
+    bad = [v for v in values if not isinstance(v, (str, bool, int, float))]
+    if bad or not values:
+        raise ConfigError(f"{name} must be a label value or a list of them (text, numbers, true/false), got {value!r}")
+    return values
+
+
+def _filters_setting(filters: Mapping[str, Any] | None) -> dict[str, list] | None:
+    if filters is None:
+        return None
+    if not isinstance(filters, Mapping):
+        raise ConfigError(
+            f"filters must be a mapping label -> allowed value(s), e.g. {{'correct': [True]}}, got {filters!r}"
+        )
+    out = {}
+    for label, allowed in filters.items():
+        if not isinstance(label, str):
+            raise ConfigError(f"filters: label names must be text, got {label!r}")
+        out[label] = _value_list(f"filters[{label!r}]", allowed)
+    return out or None
+
+
+def _numbers(name: str, values: Any, n: int) -> list[float]:
+    try:
+        numbers = [] if isinstance(values, (str, bytes)) else [float(v) for v in values]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != n or not all(math.isfinite(v) for v in numbers):
+        raise ConfigError(f"{name} must be {n} finite numbers, got {values!r}")
+    return numbers
+
+
+def _data_settings(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    event: str,
+    window: Sequence[float],
+    bin_size: float,
+    labels: str | Sequence[str] | None,
+    allow_silent_units: bool,
+    pair_by: str,
+    filters: Mapping[str, list] | None,
+) -> dict[str, Any]:
+    """The ``data`` section of run.json (absolute paths, loaded labels)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    try:
+        resolved = [str(Path(p).resolve()) for p in paths]
+    except TypeError:
+        raise ConfigError(f"paths must be NWB files and/or saved datasets (.nc), got {paths!r}") from None
+    if not isinstance(event, str):
+        raise ConfigError(f"event must be the name of a trials column, got {event!r}")
+    return {
+        "paths": resolved,
+        "event": event,
+        "window": _numbers("window", window, 2),
+        "bin_size": _numbers("bin_size", [bin_size], 1)[0],
+        "labels": labels_to_load(labels, pair_by, filters or ()),
+        "allow_silent_units": bool(allow_silent_units),
+    }
+
+
+def _pairing_settings(
+    *,
+    pair_by: str,
+    strategy: str,
+    filters: Mapping[str, list] | None,
+    conditions: Sequence[Any] | None,
+    split: Sequence[float],
+    seed: int,
+    subwindow: int | None,
+    stride: int,
+) -> dict[str, Any]:
+    """The ``pairing`` section of run.json (values checked further by ``pair_trials``)."""
+    return {
+        "by": pair_by,
+        "strategy": strategy,
+        "filters": filters,
+        "conditions": None if conditions is None else _value_list("conditions", conditions),
+        "split": _numbers("split", split, 3),
+        "seed": _plain(seed),
+        "window": _plain(subwindow),
+        "stride": _plain(stride),
+    }
+
+
+def _training_settings(
+    *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, seed: int, device: str
+) -> dict[str, Any]:
+    """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
+    from neurovamp.models.training import TrainingConfig
+
+    integer = isinstance(patience, (int, np.integer)) and not isinstance(patience, bool)
+    if patience is not None and (not integer or patience < 0):
+        raise ConfigError(
+            f"patience (CLI: --patience) must be an integer >= 0 (0 or None: no early stopping), got {patience!r}"
+        )
+    training = _plain({
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "patience": patience or None,
+        "checkpoint_every": checkpoint_every,
+    })
+    TrainingConfig(**training, seed=seed, device=device)  # ConfigError naming the field
+    return training
+
+
+def _json_ready(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` as it reads back from run.json (so a resumed run compares like with like)."""
+    try:
+        return json.loads(json.dumps(_plain(info)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"run settings must be text, numbers, true/false or lists of them ({exc})") from None
+
+
+def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Mapping[str, Any], *, seed: int,
+                  device: str) -> dict[str, Any]:
+    """run.json of a run that is about to train (status "running")."""
+    import neurovamp
+
+    return _json_ready({
+        "format": RUN_FORMAT,
+        "version": RUN_VERSION,
+        "neurovamp_version": neurovamp.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **settings,
+        "model": config.to_dict(),
+        "training": {**training, "seed": seed, "device": device},
+        "outputs": {"model": MODEL_DIR, "history": HISTORY_FILE, "loss_plot": LOSS_PLOT, "checkpoints": CHECKPOINT_DIR},
+        "status": "running",
+    })
+
+
+def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> None:
+    """A resumed run must load, pair and model the data as the interrupted one did."""
+    if not (run_dir / RUN_FILE).is_file():
+        return
+    previous = read_run_info(run_dir)
+    changed = [
+        f"{section}.{key}"
+        for section in ("data", "pairing", "model")
+        for key in set(info[section]) | set(previous.get(section, {}))
+        if previous.get(section, {}).get(key) != info[section].get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{run_dir}: resume (CLI: --resume) with different settings than the interrupted run "
+            f"({', '.join(sorted(changed))}); use the same settings, or overwrite (CLI: --overwrite) to start afresh"
+        )
+
+
+def _remove_outputs(run_dir: Path) -> None:
+    """Delete the outputs of an earlier run in ``run_dir`` (only the files a fit writes)."""
+    from neurovamp.models.training import CHECKPOINT_NAME
+
+    for name in (RUN_FILE, HISTORY_FILE, LOSS_PLOT, f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}"):
+        (run_dir / name).unlink(missing_ok=True)
+    if (run_dir / MODEL_DIR).is_dir():
+        shutil.rmtree(run_dir / MODEL_DIR)
+
+
+def _start_run(run_dir: Path, info: Mapping[str, Any], *, overwrite: bool) -> None:
+    """Clear an overwritten run, create the folder and write run.json (status "running")."""
+    if overwrite and run_dir.is_dir():
+        _remove_outputs(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, info)
+
+
+def _write_loss_plot(history: Any, path: Path) -> None:
+    """Training and validation loss per epoch as a PNG (matplotlib imported only here)."""
+    import matplotlib.pyplot as plt
+
+    from neurovamp.analysis.plots import plot_training_curves, save_figure
+
+    columns = ["epoch"] + [c for c in history.columns if c in ("train/loss", "val/loss")]
+    fig = plot_training_curves(history[columns])
+    try:
+        save_figure(fig, path, overwrite=True, format="png")
+    finally:
+        plt.close(fig)
+
+
+def _finish_run(run_dir: Path, model: MultiAnimalModel, info: dict[str, Any], seconds: float) -> None:
+    """Write model/, history.csv, loss.png, then run.json with status "complete" and the fit summary."""
+    model.save(run_dir / MODEL_DIR, overwrite=True)
+    with atomic_output(run_dir / HISTORY_FILE, overwrite=True) as tmp:
+        model.history_.to_csv(tmp, index=False)
+    _write_loss_plot(model.history_, run_dir / LOSS_PLOT)
+    info["status"] = "complete"
+    info["fit"] = _plain({**model.fit_info_, "seconds": round(seconds, 3)})
+    write_run_info(run_dir, info)
+
+
+def fit_run(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    event: str = "start_time",
+    window: tuple[float, float] = (0.0, 0.5),
+    bin_size: float = 0.01,
+    labels: Sequence[str] | None = None,
+    allow_silent_units: bool = False,
+    pair_by: str = "odor",
+    strategy: str = "truncate",
+    filters: Mapping[str, Any] | None = None,
+    conditions: Sequence[Any] | None = None,
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    subwindow: int | None = None,
+    stride: int = 1,
+    config: ModelConfig | None = None,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    patience: int | None = 20,
+    checkpoint_every: int = 10,
+    seed: int = 0,
+    device: str = "auto",
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    recordings: xr.DataTree | None = None,
+) -> MultiAnimalModel:
+    """Load recordings, pair trials, fit a model and write a run folder (``neurovamp fit``).
+
+    Writes ``out/run.json`` (status "running" while training, "complete" at the end, with
+    a "fit" summary including "seconds", the wall time of ``MultiAnimalModel.fit``),
+    ``out/model/``, ``out/history.csv``, ``out/loss.png`` and ``out/checkpoints/``; see the
+    module docstring. :func:`load_run` reads the folder back.
+
+    Parameters
+    ----------
+    paths
+        NWB files (one animal each) and/or a saved dataset (.nc).
+    out
+        The run folder.
+    event, window, bin_size, labels, allow_silent_units
+        How NWB files are binned (see :func:`neurovamp.data.dataset.load_recordings`);
+        ``labels=None`` keeps every trials column, otherwise ``pair_by`` and the filter
+        labels are added to ``labels``.
+    pair_by, strategy, split
+        Pairing label, strategy and split fractions (see
+        :func:`neurovamp.data.pairing.pair_trials`); ``seed`` seeds the split and pairs.
+    filters
+        ``{label: allowed value(s)}`` with values of the label's type, e.g.
+        ``{"correct": [True], "odor": ["A", "B"]}``.
+    conditions
+        Values of ``pair_by`` to keep, in order (``None``: every value).
+    subwindow, stride
+        Sub-window length in bins (``None``: whole trials) and bins between sub-windows.
+    config
+        The model (``None``: ``ModelConfig()``, MMVM with neurovamp's defaults; e.g.
+        ``ModelConfig.from_preset("paper", "poe", latent_dim=3)``).
+    epochs, batch_size, lr, checkpoint_every
+        Training options (see :class:`neurovamp.models.training.TrainingConfig`).
+    patience
+        Early-stopping patience in epochs; ``0`` or ``None`` trains all ``epochs``.
+    seed
+        Seed of the split, the pairing and the training.
+    device
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    overwrite
+        Restart an existing run folder (only the files a fit writes are removed).
+    resume
+        Continue an interrupted run from ``out/checkpoints`` with the same data, pairing
+        and model settings (``epochs`` may grow); the result equals an uninterrupted run.
+    progress
+        Show a progress bar.
+    recordings
+        The set ``load_recordings(paths, ...)`` gives with these binning settings and
+        labels (:func:`labels_to_load`), when the caller has loaded it already (the CLI
+        does, to type its filter values); it is not checked against ``paths``, which
+        run.json records for :func:`load_run`.
+
+    Returns
+    -------
+    MultiAnimalModel
+        The fitted model (equal to ``load_run(out)[0]``).
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` exists and neither ``overwrite`` nor ``resume`` is given.
+    ConfigError
+        For invalid settings (the message names the argument or ``ModelConfig`` field),
+        ``resume`` with settings other than the interrupted run's, or without a folder.
+    DataError
+        For unreadable recordings, missing labels, or trials filtered away.
+    TrainingError
+        If training diverges.
+    """
+    from neurovamp.models.config import ModelConfig
+    from neurovamp.models.estimator import MultiAnimalModel
+
+    run_dir = check_run_folder(out, overwrite=overwrite, resume=resume)
+    config = ModelConfig() if config is None else config
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(f"config must be a ModelConfig (or None for the defaults), got {type(config).__name__}")
+    if recordings is not None and not isinstance(recordings, xr.DataTree):
+        raise ConfigError(
+            f"recordings must be an xarray.DataTree from load_recordings, got {type(recordings).__name__}"
+        )
+    filters = _filters_setting(filters)
+    settings = {
+        "data": _data_settings(paths, event=event, window=window, bin_size=bin_size, labels=labels,
+                               allow_silent_units=allow_silent_units, pair_by=pair_by, filters=filters),
+        "pairing": _pairing_settings(pair_by=pair_by, strategy=strategy, filters=filters, conditions=conditions,
+                                     split=split, seed=seed, subwindow=subwindow, stride=stride),
+    }
+    training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                                  checkpoint_every=checkpoint_every, seed=seed, device=device)
+    model = MultiAnimalModel(config=config, seed=seed, device=device)
+    info = _new_run_info(settings, config, training, seed=seed, device=device)
+    paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
+    if resume:
+        _check_resumable(run_dir, info)
+    _start_run(run_dir, info, overwrite=overwrite)
+    start = time.perf_counter()
+    model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,
+              progress=progress, **training)
+    _finish_run(run_dir, model, info, time.perf_counter() - start)
+    return model

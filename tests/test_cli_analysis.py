@@ -77,9 +77,28 @@ def test_impute_writes_rates_in_hz(run, tmp_path, capsys):
                  "--split", "test", "--out", str(out), "--overwrite"]) == 0
 
 
+def test_impute_credible_band(run, tmp_path):
+    plain, banded = tmp_path / "plain.nc", tmp_path / "band.nc"
+    base = ["impute", str(run), "--target", "rat3", "--condition", "odor=E"]
+    assert main([*base, "--out", str(plain)]) == 0
+    assert main([*base, "--samples", "50", "--level", "0.9", "--seed", "3", "--out", str(banded)]) == 0
+    with xr.open_dataset(plain, engine="h5netcdf") as a, xr.open_dataset(banded, engine="h5netcdf") as b:
+        a, b = a.load(), b.load()
+    np.testing.assert_allclose(b["rates"], a["rates"], rtol=1e-6)  # the band does not change the estimate
+    assert "rates_lo" not in a and b.attrs["credible_level"] == pytest.approx(0.9) and b.attrs["n_samples"] == 50
+    lo, hi, centre = b["rates_lo"].values, b["rates_hi"].values, b["rates_posterior_mean"].values
+    assert np.all(lo <= centre) and np.all(centre <= hi) and np.all(hi > lo)
+    model, paired, _ = load_run(run, device="cpu")
+    expected = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=50,
+                                     level=0.9, seed=3)
+    np.testing.assert_allclose(b["rates_hi"], expected["rates_hi"], rtol=1e-6)  # same seed, same draws
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--target", "rat3", "--condition", "odor=E", "--samples", "1"], "--samples must be 0"),
+        (["--target", "rat3", "--condition", "odor=E", "--samples", "10", "--level", "1.5"], "--level must be"),
         (["--target", "rat9", "--condition", "odor=E"], "unknown target animal 'rat9'; known animals: rat1, rat2, rat3"),
         (["--target", "rat3", "--condition", "smell=E"], "unknown condition column 'smell'"),
         (["--target", "rat3", "--condition", "odor=Z"], "unknown value 'Z' of condition column 'odor'"),

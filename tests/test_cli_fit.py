@@ -100,3 +100,57 @@ def test_parse_filters():
     assert parse_filters(["correct=true", "odor=A,B", "odor=C"]) == {"correct": ["true"], "odor": ["A", "B", "C"]}
     with pytest.raises(ConfigError, match="COLUMN=VALUE"):
         parse_filters(["odor"])
+
+
+def _linear_widths(body) -> list[int]:
+    return [layer.out_features for layer in body if hasattr(layer, "out_features")]
+
+
+def test_model_options_reach_run_json_and_the_model(nwb_files, tmp_path, capsys):
+    run = tmp_path / "run"
+    extra = ("--hidden", "16", "input", "--decoder", "linear", "--alpha", "0.25", "--beta", "0.5")
+    assert main(fit_args(nwb_files, run, "--epochs", "1", "--checkpoint-every", "1", *extra)) == 0
+    expected = {"hidden": [16, "input"], "decoder": "linear", "alpha": 0.25, "beta": 0.5}
+    info = read_run_info(run)
+    assert {k: info["model"][k] for k in expected} == expected
+    model, paired, _ = load_run(run, device="cpu")
+    assert {k: model.config.to_dict()[k] for k in expected} == expected
+    for m, encoder in enumerate(model.module_.encoders):  # 16 units, then as wide as the animal's input
+        assert _linear_widths(encoder.body) == [16, paired.input_dims[m]]
+    assert all(_linear_widths(decoder.body) == [] for decoder in model.module_.decoders)  # linear readout
+
+    # resuming with another value of a model option is refused, naming the field
+    capsys.readouterr()
+    changed = ("--hidden", "16", "input", "--decoder", "linear", "--alpha", "0.5", "--beta", "0.5")
+    assert main(fit_args(nwb_files, run, "--epochs", "2", "--checkpoint-every", "1", "--resume", *changed)) == 2
+    assert "model.alpha" in capsys.readouterr().err
+    assert read_run_info(run) == info
+
+
+@pytest.mark.parametrize("hidden", [(), ("none",)])
+def test_hidden_without_widths_means_no_hidden_layer(nwb_files, tmp_path, hidden):
+    run = tmp_path / "run"
+    assert main(fit_args(nwb_files, run, "--epochs", "1", "--hidden", *hidden)) == 0
+    assert read_run_info(run)["model"]["hidden"] == []
+    model, _, _ = load_run(run, device="cpu")
+    assert model.config.hidden == ()
+    assert all(_linear_widths(encoder.body) == [] for encoder in model.module_.encoders)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--decoder", "quadratic"), "ModelConfig.decoder must be one of 'mlp', 'linear', got 'quadratic'"),
+        (("--alpha", "2"), "ModelConfig.alpha must be a number in [0, 1], got 2.0"),
+        (("--beta", "-1"), "ModelConfig.beta must be a number in [0, inf), got -1.0"),
+        (("--hidden", "0"), "ModelConfig.hidden must be"),
+        (("--hidden", "64", "wide"), "'wide'"),
+        (("--hidden", "64", "none"), "'none'"),
+    ],
+)
+def test_bad_model_options_exit_2_with_one_line(nwb_files, tmp_path, capsys, option, message):
+    run = tmp_path / "run"
+    assert main(fit_args(nwb_files, run, "--epochs", "1", *option)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("neurovamp fit: error: ") and message in err and err.count("\n") == 1
+    assert not run.exists()

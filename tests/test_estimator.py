@@ -15,6 +15,7 @@ from neurovamp.data.pairing import pair_trials
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.estimator import MultiAnimalModel
+from neurovamp.models.module import MultiAnimalVAE
 from neurovamp.models.training import load_checkpoint
 
 N_BINS = 7
@@ -160,6 +161,7 @@ def test_gaussian_normalisation_belongs_to_the_model(paired, tmp_path):
     np.testing.assert_allclose(norm["scale"]["ratA"], train.std(axis=(0, 2)), rtol=1e-5)
     out = model.generate(paired.modalities["ratA"], "ratA", "ratB")
     assert float(out.min()) >= 0
+    assert float(model.generate(paired.modalities["ratA"], "ratA", "ratB", n_samples=20, seed=0).min()) >= 0
     # predictions are on the count scale: close to ratB's mean counts, not to z-scores
     assert abs(float(out.mean()) - float(paired.counts[1].mean())) < 1.0
     loaded = MultiAnimalModel.load(model.save(tmp_path / "m"), device="cpu")
@@ -172,6 +174,120 @@ def test_joint_models(paired, kind):
     ds = model.latents(paired, "ratA", return_std=True)
     assert np.isfinite(ds["mean"].values).all() and (ds["std"].values > 0).all()
     assert np.isfinite(model.generate(paired.modalities["ratA"], "ratA", "ratB").values).all()
+    draws = model.generate(paired.modalities["ratA"], "ratA", "ratB", n_samples=3, seed=0)
+    assert draws.shape == (3, 24, 4, N_BINS) and np.isfinite(draws.values).all()
+
+
+# --------------------------------------------------------------------------- posterior samples
+def hand_set_poisson_model(paired) -> tuple[MultiAnimalModel, dict[str, np.ndarray]]:
+    """Linear Poisson (exp link) model with hand-set weights: ratA encodes, ratB decodes.
+
+    ratA's posterior is N(A x + c, diag s2) with a logvar head that ignores x; ratB's
+    decoder gives log-rates W z + b.
+    """
+    model = MultiAnimalModel("mmvm", latent_dim=2, hidden=[], decoder="linear", likelihood="poisson",
+                             link="exp", seed=0, device="cpu").fit(paired, **{**FIT, "epochs": 1})
+    d_in, d_out = paired.input_dims
+    truth = {
+        "A": np.stack([np.full(d_in, 0.04), 0.06 * (-1.0) ** np.arange(d_in)]),
+        "c": np.array([-0.5, 0.2]),
+        "s2": np.array([0.3, 0.15]),
+        "W": np.stack([np.linspace(-0.8, 0.9, d_out), np.linspace(0.6, -0.4, d_out)], axis=1),
+        "b": np.log(np.linspace(0.5, 3.0, d_out)),
+    }
+    vae = model.module_
+    with torch.no_grad():
+        head = vae.encoders[0].head
+        head.weight.zero_()
+        head.weight[:2] = torch.tensor(truth["A"], dtype=torch.float32)
+        head.bias.copy_(torch.tensor(np.r_[truth["c"], np.log(truth["s2"])], dtype=torch.float32))
+        vae.decoders[1].out.weight.copy_(torch.tensor(truth["W"], dtype=torch.float32))
+        vae.decoders[1].out.bias.copy_(torch.tensor(truth["b"], dtype=torch.float32))
+    return model, truth
+
+
+def overlap_average(per_window: np.ndarray, starts, window: int, n_bins: int) -> np.ndarray:
+    """(trial, window index, unit, bin in window) -> (trial, unit, bin), averaging overlaps."""
+    total = np.zeros(per_window.shape[:1] + per_window.shape[2:3] + (n_bins,))
+    cover = np.zeros(n_bins)
+    for j, start in enumerate(starts):
+        total[..., start:start + window] += per_window[:, j]
+        cover[start:start + window] += 1
+    return total / cover
+
+
+def test_posterior_samples_match_the_closed_form_expected_counts(paired):
+    model, p = hand_set_poisson_model(paired)
+    source = paired.modalities["ratA"]
+    x = source.values.astype(float)  # (trial, unit, time); no normalisation for Poisson
+    starts, w = (0, 2, 4), 3
+    windows = np.stack([x[:, :, s:s + w].reshape(x.shape[0], -1) for s in starts], axis=1)  # (trial, j, D)
+    mu = windows @ p["A"].T + p["c"]  # (trial, j, K)
+    eta = mu @ p["W"].T + p["b"]  # (trial, j, 12)
+    # E[exp(W z + b)] for z ~ N(mu, diag s2) = exp(W mu + b + 0.5 sum_k W_dk^2 s2_k)
+    expected = overlap_average(np.exp(eta + 0.5 * (p["W"] ** 2) @ p["s2"]).reshape(24, 3, 4, w), starts, w, N_BINS)
+    at_mean = overlap_average(np.exp(eta).reshape(24, 3, 4, w), starts, w, N_BINS)
+
+    n = 8000
+    draws = model.generate(source, "ratA", "ratB", n_samples=n, seed=0)
+    assert draws.dims == ("sample", "trial", "unit", "time") and draws.shape == (n, 24, 4, N_BINS)
+    np.testing.assert_array_equal(draws["sample"].values, np.arange(n))
+    assert draws.attrs["n_samples"] == n and draws.attrs["seed"] == 0
+    mc_mean = draws.values.astype(float).mean(axis=0)
+    stderr = draws.values.astype(float).std(axis=0) / np.sqrt(n)
+    z = (mc_mean - expected) / stderr
+    assert np.abs(z).max() < 5, np.abs(z).max()
+    # the test has power: the posterior-mean prediction is many standard errors away
+    plain = model.generate(source, "ratA", "ratB")
+    np.testing.assert_allclose(plain.values, at_mean, rtol=1e-5)
+    assert np.median(np.abs(mc_mean - plain.values) / stderr) > 10
+    # same coordinates as the posterior-mean prediction, plus the sample dimension
+    xr.testing.assert_identical(draws.isel(sample=0, drop=True).coords.to_dataset(), plain.coords.to_dataset())
+
+
+def test_posterior_samples_are_seeded_and_leave_the_global_rng_alone(fitted, paired):
+    source = paired.modalities["ratA"]
+    before = torch.get_rng_state()
+    first = fitted.generate(source, "ratA", "ratB", n_samples=8, seed=3)
+    assert torch.equal(torch.get_rng_state(), before)
+    xr.testing.assert_identical(fitted.generate(source, "ratA", "ratB", n_samples=8, seed=3), first)
+    other = fitted.generate(source, "ratA", "ratB", n_samples=8, seed=4)
+    assert not np.allclose(other.values, first.values)
+    assert not np.allclose(first.values[0], first.values[1])  # draws differ from each other
+    fresh = fitted.generate(source, "ratA", "ratB", n_samples=8)  # seed=None: recorded, reproducible
+    xr.testing.assert_identical(fitted.generate(source, "ratA", "ratB", n_samples=8, seed=fresh.attrs["seed"]), fresh)
+    # n_samples=0 is the posterior-mean prediction, whatever the seed
+    xr.testing.assert_identical(fitted.generate(source, "ratA", "ratB", n_samples=0, seed=3),
+                                fitted.generate(source, "ratA", "ratB"))
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="n_samples must be a non-negative integer"):
+            fitted.generate(source, "ratA", "ratB", n_samples=bad)
+    for bad in (-3, "zero", 1.0):
+        with pytest.raises(ConfigError, match="seed must be None or a non-negative integer"):
+            fitted.generate(source, "ratA", "ratB", n_samples=2, seed=bad)
+
+
+@pytest.mark.parametrize("combine", ["mixture", "poe"])
+def test_module_samples_average_to_the_linear_gaussian_generation(combine):
+    """Linear Gaussian decoder: E_q[W z + b] = W E_q[z] + b, what generate() decodes."""
+    config = ModelConfig(latent_dim=2, hidden=[8], decoder="linear", likelihood="gaussian")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        vae = MultiAnimalVAE([6, 5, 4], config).eval()
+        xs = [torch.randn(10, d) * 3 for d in (6, 5, 4)]
+    mask = torch.tensor([True, True, False])  # two sources: a two-component mixture for "mixture"
+    n = 4000
+    with torch.no_grad():
+        draws = vae.generate_samples(xs, mask, 2, n, combine=combine, generator=torch.Generator().manual_seed(1))
+        plain = vae.generate(xs, mask, 2, combine=combine)
+    assert draws.shape == (n, 10, 4)
+    stderr = draws.std(0) / n**0.5
+    assert ((draws.mean(0) - plain).abs() / stderr).max() < 5
+    if combine == "mixture":  # draws come from both sources' posteriors: wider than either alone
+        with torch.no_grad():
+            alone = vae.generate_samples(xs, torch.tensor([True, False, False]), 2, n,
+                                         generator=torch.Generator().manual_seed(1))
+        assert float(draws.std(0).mean()) > float(alone.std(0).mean())
 
 
 # --------------------------------------------------------------------------- save / load

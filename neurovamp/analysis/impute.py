@@ -36,6 +36,33 @@ Samples
 :func:`impute_condition_mean` averages *every* selected source trial instead (not only
 the paired ones) and is what the ``neurovamp impute`` command writes.
 
+Posterior uncertainty (``n_samples``)
+-------------------------------------
+``rates`` decodes each source trial's posterior *mean* latent. With ``n_samples=K > 0``
+(default 0: outputs exactly as without the option), :func:`impute` and
+:func:`impute_condition_mean` also propagate the model's own uncertainty about the
+latent: K latents per sub-window are drawn from each source trial's posterior q(z | x)
+(:meth:`~neurovamp.models.estimator.MultiAnimalModel.generate` with ``n_samples``), every
+draw is pushed through exactly the same averaging and ``combine`` as ``rates`` (draw k of
+every trial together), and the K resulting imputed rates give
+
+``rates_lo``, ``rates_hi``
+    the equal-tailed posterior credible interval at ``level`` (default 0.95: the 2.5 %
+    and 97.5 % quantiles over the draws), same dims as ``rates``, in Hz;
+``rates_posterior_mean``
+    the mean over the draws, E_q[rate]. For a nonlinear decoder or link it differs from
+    ``rates`` (Jensen: with the exp link it is larger), and the interval is centred on
+    it, not on ``rates``.
+
+Dataset attributes ``n_samples``, ``credible_level`` and ``sample_seed`` record the
+settings. Draws of different trials are independent, so the interval of
+:func:`impute_condition_mean` (a mean over many trials) is narrower than a single trial's
+and narrows as trials are added; the trial-to-trial spread stays in ``rates_sd``. The band
+says nothing about model misfit, only about the posterior over the latent. Its ends are
+Monte-Carlo estimates: use a few hundred draws for a 95 % interval. Memory: one source's
+draws, ``4 * K * trials * units * bins`` bytes, are held at a time (for
+:func:`impute_condition_mean`, about 128 MB at most: trials are drawn in chunks).
+
 Units: rates are returned in **Hz** (expected spikes per second: expected count per bin
 divided by the bin size); :mod:`neurovamp.analysis.metrics` wants expected counts per
 bin (multiply by ``attrs["bin_size"]``). The ``time`` coordinate holds bin centres in
@@ -68,6 +95,7 @@ COMBINES: tuple[str, ...] = ("mixture", "geometric")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 _LOG_EPS = 1e-6  # Hz, floor of the geometric mean's logarithm
+_DRAW_BUDGET = 2**24  # values per block of posterior draws (float32: 64 MB)
 
 
 # --------------------------------------------------------------------------- input handling
@@ -279,6 +307,65 @@ def _combine(stack: np.ndarray, combine: str, axis: int = 0) -> np.ndarray:
     return stack.mean(axis=axis)
 
 
+def _check_sampling(n_samples: Any, level: Any, seed: Any) -> tuple[int, float]:
+    """Validate the posterior-band options; return ``n_samples`` and ``level``."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 0 or n_samples == 1:
+        raise ConfigError(
+            f"n_samples must be 0 (no credible band) or an integer >= 2 (posterior draws), got {n_samples!r}"
+        )
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0.0 < float(level) < 1.0:
+        raise ConfigError(f"level must be a number strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(n_samples), float(level)
+
+
+def _draw_seed(seed: int, *keys: int) -> int:
+    """Independent seed of the posterior draws of one source (and chunk), from ``seed``."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
+
+
+def _band(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed ``level`` interval over the first axis (NaN where the draws are NaN)."""
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    return lo, hi
+
+
+def _combine_present(stack: np.ndarray, present: np.ndarray, combine: str) -> np.ndarray:
+    """Combine ``stack`` ``(source, K, sample, ...)`` over the sources present per sample.
+
+    ``present`` is ``(source, sample)`` bool; rows of absent sources are ignored (any
+    finite filler).
+    """
+    weight = present.reshape(present.shape[:1] + (1,) + present.shape[1:] + (1,) * (stack.ndim - 3))
+    count = present.sum(axis=0).reshape((1,) + present.shape[1:] + (1,) * (stack.ndim - 3))
+    if combine == "geometric":
+        return np.exp(np.where(weight, np.log(np.maximum(stack, _LOG_EPS)), 0.0).sum(axis=0) / count)
+    return np.where(weight, stack, 0.0).sum(axis=0) / count
+
+
+def _band_variables(
+    lo: np.ndarray, hi: np.ndarray, mean: np.ndarray, dims: tuple[str, ...], level: float
+) -> dict[str, xr.DataArray]:
+    """``rates_lo``, ``rates_hi`` and ``rates_posterior_mean`` DataArrays (Hz)."""
+    pct = f"{100 * level:g} %"
+    return {
+        "rates_lo": xr.DataArray(lo, dims=dims, attrs={
+            "units": "Hz", "credible_level": level,
+            "long_name": f"lower end of the {pct} posterior credible interval of the imputed rate"}),
+        "rates_hi": xr.DataArray(hi, dims=dims, attrs={
+            "units": "Hz", "credible_level": level,
+            "long_name": f"upper end of the {pct} posterior credible interval of the imputed rate"}),
+        "rates_posterior_mean": xr.DataArray(mean, dims=dims, attrs={
+            "units": "Hz", "long_name": "posterior mean of the imputed rate (mean over posterior draws)"}),
+    }
+
+
+def _band_attrs(n_samples: int, level: float, seed: int) -> dict[str, Any]:
+    return {"n_samples": n_samples, "credible_level": level, "sample_seed": seed}
+
+
 # --------------------------------------------------------------------------- predictions
 def source_predictions(
     model: Any,
@@ -332,13 +419,21 @@ def _source_predictions(
 ) -> dict[str, xr.DataArray]:
     preds = {}
     for source in sources:
-        split_of = paired.trial_split[source] if paired is not None else None
-        rows = select_trials(mods[source], resolved, split_of, split)
+        rows = _selected_rows(mods, paired, source, resolved, split)
         if rows.size:
             preds[source] = _generate_hz(model, mods[source].isel(trial=rows), source, target)
     if not preds:
         raise DataError(_nothing_selected(sources, condition, split))
     return preds
+
+
+def _selected_rows(
+    mods: Mapping[str, xr.DataArray], paired: PairedData | None, source: str,
+    resolved: Mapping[str, list[Any]], split: str | None,
+) -> np.ndarray:
+    """Rows of ``source``'s modality matching the condition (and split)."""
+    split_of = paired.trial_split[source] if paired is not None else None
+    return select_trials(mods[source], resolved, split_of, split)
 
 
 def _nothing_selected(sources: Sequence[str], condition: Mapping[str, Any] | None, split: str | None) -> str:
@@ -364,9 +459,17 @@ def _prepare(
     return mods, paired, chosen, resolved, split
 
 
-def _generate_hz(model: Any, modality: xr.DataArray, source: str, target: str) -> xr.DataArray:
-    """``model.generate`` in Hz with ``time`` in seconds from the event."""
-    expected = model.generate(modality, source, target)
+def _generate_hz(
+    model: Any, modality: xr.DataArray, source: str, target: str, n_samples: int = 0, seed: int = 0
+) -> xr.DataArray:
+    """``model.generate`` in Hz with ``time`` in seconds from the event.
+
+    With ``n_samples > 0``: posterior draws, dims ``(sample, trial, unit, time)``.
+    """
+    if n_samples:
+        expected = model.generate(modality, source, target, n_samples=n_samples, seed=seed)
+    else:
+        expected = model.generate(modality, source, target)
     bin_size = float(expected.attrs.get("bin_size") or modality.attrs["bin_size"])
     rates = expected.astype(np.float64) / bin_size
     if "time_from_event" in rates.coords and rates["time_from_event"].dims == ("time",):
@@ -455,6 +558,59 @@ def _tree_samples(
     return rows
 
 
+# --------------------------------------------------------------------------- posterior draws
+def _trial_chunk(n_samples: int, modality: xr.DataArray, n_units: int) -> int:
+    """Trials per block of draws so that a block holds about ``_DRAW_BUDGET`` values."""
+    return max(1, _DRAW_BUDGET // (n_samples * n_units * modality.sizes["time"]))
+
+
+def _mean_draws(
+    model: Any, modality: xr.DataArray, source: str, target: str, n_units: int, n_samples: int, seed: int
+) -> np.ndarray:
+    """Per draw, the target's rates (Hz) averaged over the trials of ``modality``: ``(K, unit, time)``.
+
+    Trials are drawn in blocks (seeded by ``seed`` and the block number) to bound memory.
+    """
+    n_trials = modality.sizes["trial"]
+    step = _trial_chunk(n_samples, modality, n_units)
+    total = None
+    for block, lo in enumerate(range(0, n_trials, step)):
+        part = modality.isel(trial=slice(lo, lo + step))
+        draws = _generate_hz(model, part, source, target, n_samples, _draw_seed(seed, block)).values
+        block_sum = draws.astype(np.float64).sum(axis=1)
+        total = block_sum if total is None else total + block_sum
+    return total / n_trials
+
+
+def _sample_band(
+    draws: Mapping[str, np.ndarray], position: Mapping[str, np.ndarray], rows: np.ndarray,
+    sources: Sequence[str], combine: str, level: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Credible band and posterior mean of every sample's combined rate.
+
+    ``draws[source]`` is ``(K, n_used, unit, time)`` for the source's used trials and
+    ``position[source]`` maps a data row to its index there. Samples are processed in
+    blocks to bound memory. Returns ``lo``, ``hi`` and the mean, each ``(sample, unit, time)``.
+    """
+    first = next(iter(draws.values()))
+    k, shape = first.shape[0], first.shape[2:]
+    n = rows.shape[0]
+    lo, hi, mean = (np.empty((n,) + shape) for _ in range(3))
+    step = max(1, _DRAW_BUDGET // (k * int(np.prod(shape)) * len(sources)))
+    for a in range(0, n, step):
+        block = rows[a : a + step]
+        present = (block >= 0).T  # (source, sample)
+        stack = np.zeros((len(sources), k, block.shape[0]) + shape)
+        for j, source in enumerate(sources):
+            has = present[j]
+            if has.any():
+                stack[j][:, has] = draws[source][:, position[source][block[has, j]]]
+        combined = _combine_present(stack, present, combine)  # (K, sample, unit, time)
+        lo[a : a + step], hi[a : a + step] = _band(combined, level)
+        mean[a : a + step] = combined.mean(axis=0)
+    return lo, hi, mean
+
+
 # --------------------------------------------------------------------------- public API
 def impute(
     model: Any,
@@ -467,6 +623,8 @@ def impute(
     combine: str = "mixture",
     pair_by: str | None = None,
     seed: int = 0,
+    n_samples: int = 0,
+    level: float = 0.95,
 ) -> xr.Dataset:
     """Predict ``target``'s activity from the other animals' real activity, per sample.
 
@@ -493,21 +651,29 @@ def impute(
         DataTree input only: label to pair source trials on (default: the first label of
         ``condition``, else ``"odor"``).
     seed
-        DataTree input only: seed of the pairing.
+        Seed of the pairing (DataTree input) and of the posterior draws.
+    n_samples
+        Posterior draws per source sub-window for the credible band (see the module
+        docstring); 0 (default): no band, or at least 2.
+    level
+        Credible level of the band (``n_samples > 0``), strictly between 0 and 1.
 
     Returns
     -------
     xarray.Dataset
         ``rates`` ``(trial, unit, time)`` in Hz (attribute ``units="Hz"``): the combined
         prediction of each sample; ``rates_sd`` the standard deviation of the sources'
-        predictions in the sample (Hz; 0 when one source contributes). Coordinates:
+        predictions in the sample (Hz; 0 when one source contributes). With
+        ``n_samples > 0`` also ``rates_lo``, ``rates_hi`` (the sample's posterior credible
+        interval at ``level``) and ``rates_posterior_mean``, same dims, Hz. Coordinates:
         ``trial`` = sample number; the trial labels shared by the sources (odor, position,
         ...) taken from the sample's first contributing source trial; ``source_trial``
         ``(trial, source)`` the contributing trial id of every source (-1 = none);
         ``n_sources`` ``(trial,)``; for PairedData ``split`` and ``target_trial`` (the
         target's trial in the pair, -1 = none); ``unit`` (and unit coordinates) of the
         target; ``time`` = bin centres in seconds from the event. Attributes: ``target``,
-        ``sources``, ``condition`` (JSON), ``split``, ``combine``, ``bin_size``, ``model``.
+        ``sources``, ``condition`` (JSON), ``split``, ``combine``, ``bin_size``, ``model``
+        (and ``n_samples``, ``credible_level``, ``sample_seed`` with ``n_samples > 0``).
 
     Raises
     ------
@@ -515,9 +681,11 @@ def impute(
         Unknown target/source (lists the known animals), unknown condition column or value
         (lists what exists), no source trial matching.
     ConfigError
-        Invalid ``split``/``combine``, split with DataTree input, unfitted model.
+        Invalid ``split``/``combine``/``n_samples``/``level``/``seed``, split with DataTree
+        input, unfitted model.
     """
     combine = _check_combine(combine)
+    n_draws, level = _check_sampling(n_samples, level, seed)
     mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
     selected = {
         s: select_trials(mods[s], resolved, paired.trial_split[s] if paired is not None else None, split)
@@ -541,6 +709,8 @@ def impute(
         target_rows = sample_split = None
 
     preds: dict[str, np.ndarray] = {}
+    draws: dict[str, np.ndarray] = {}
+    position: dict[str, np.ndarray] = {}
     template = None
     for j, source in enumerate(sources):
         used = np.unique(rows[:, j][rows[:, j] >= 0])
@@ -551,9 +721,14 @@ def impute(
         full = np.full((mods[source].sizes["trial"],) + pred.shape[1:], np.nan, dtype=np.float64)
         full[used] = pred.values
         preds[source] = full
-    n_samples = rows.shape[0]
+        if n_draws:
+            sampled = _generate_hz(model, mods[source].isel(trial=used), source, target, n_draws, _draw_seed(seed, j))
+            draws[source] = sampled.values
+            position[source] = np.full(mods[source].sizes["trial"], -1, dtype=np.int64)
+            position[source][used] = np.arange(used.size)
+    n_rows = rows.shape[0]
     n_units, n_bins = template.sizes["unit"], template.sizes["time"]
-    rates = np.empty((n_samples, n_units, n_bins))
+    rates = np.empty((n_rows, n_units, n_bins))
     spread = np.empty_like(rates)
     n_sources = (rows >= 0).sum(axis=1)
     for count in np.unique(n_sources):
@@ -571,11 +746,11 @@ def impute(
         rates[idx] = _combine(stack, combine)
         spread[idx] = stack.std(axis=0)
 
-    coords: dict[str, Any] = {"trial": np.arange(n_samples)}
+    coords: dict[str, Any] = {"trial": np.arange(n_rows)}
     first = np.argmax(rows >= 0, axis=1)
     for label in _shared_labels(mods, [s for s in sources if s in preds]):
         per_source = [np.asarray(mods[s][label].values) for s in sources]
-        values = [per_source[first[i]][rows[i, first[i]]] for i in range(n_samples)]
+        values = [per_source[first[i]][rows[i, first[i]]] for i in range(n_rows)]
         coords[label] = ("trial", np.asarray(values))
     ids = np.full(rows.shape, -1, dtype=np.int64)
     for j, source in enumerate(sources):
@@ -586,7 +761,7 @@ def impute(
     coords["n_sources"] = ("trial", n_sources.astype(np.int64))
     if paired is not None:
         coords["split"] = ("trial", sample_split)
-        tid = np.full(n_samples, -1, dtype=np.int64)
+        tid = np.full(n_rows, -1, dtype=np.int64)
         if target in mods:
             has = target_rows >= 0
             tid[has] = np.asarray(mods[target]["trial"].values, dtype=np.int64)[target_rows[has]]
@@ -595,16 +770,17 @@ def impute(
     bin_size = float(template.attrs["bin_size"])
     attrs = _attrs(model, target, sources, resolved, split, combine, bin_size)
     dims = ("trial", "unit", "time")
-    return xr.Dataset(
-        {
-            "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed rate of {target}"}),
-            "rates_sd": xr.DataArray(
-                spread, dims=dims, attrs={"units": "Hz", "long_name": "standard deviation over sources"}
-            ),
-        },
-        coords=coords,
-        attrs=attrs,
-    )
+    variables = {
+        "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed rate of {target}"}),
+        "rates_sd": xr.DataArray(
+            spread, dims=dims, attrs={"units": "Hz", "long_name": "standard deviation over sources"}
+        ),
+    }
+    if n_draws:
+        lo, hi, mean = _sample_band(draws, position, rows, sources, combine, level)
+        variables.update(_band_variables(lo, hi, mean, dims, level))
+        attrs.update(_band_attrs(n_draws, level, int(seed)))
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def impute_condition_mean(
@@ -616,6 +792,9 @@ def impute_condition_mean(
     condition: Mapping[str, Any] | None = None,
     split: str | None = None,
     combine: str = "mixture",
+    n_samples: int = 0,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> xr.Dataset:
     """Condition-averaged imputed rates of ``target`` ``(unit, time)`` with uncertainty.
 
@@ -627,6 +806,13 @@ def impute_condition_mean(
     ----------
     model, data, target, sources, condition, split, combine
         As in :func:`impute`.
+    n_samples
+        Posterior draws per source sub-window for the credible band of the condition
+        mean (see the module docstring); 0 (default): no band, or at least 2.
+    level
+        Credible level of the band, strictly between 0 and 1.
+    seed
+        Seed of the posterior draws.
 
     Returns
     -------
@@ -638,7 +824,11 @@ def impute_condition_mean(
         (``sqrt(Σ_s var_s / n_s) / n_sources``, Hz); ``rates_by_source``
         ``(source, unit, time)`` each source's average (Hz). Coordinates ``unit`` (and unit
         coordinates), ``time`` (bin centres, s from the event), ``source`` and
-        ``n_trials`` ``(source,)``. Attributes as :func:`impute`.
+        ``n_trials`` ``(source,)``. With ``n_samples > 0`` also ``rates_lo``,
+        ``rates_hi`` ``(unit, time)``: the posterior credible interval at ``level`` of the
+        imputed condition mean (each draw averaged over trials and combined over sources
+        like ``rates``), and ``rates_posterior_mean``, all in Hz. Attributes as
+        :func:`impute`.
 
     Raises
     ------
@@ -646,6 +836,7 @@ def impute_condition_mean(
         As :func:`impute`.
     """
     combine = _check_combine(combine)
+    n_draws, level = _check_sampling(n_samples, level, seed)
     mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
     preds = _source_predictions(model, mods, paired, target, sources, resolved, split, condition)
     used = [s for s in sources if s in preds]
@@ -662,19 +853,27 @@ def impute_condition_mean(
     attrs = _attrs(model, target, used, resolved, split, combine, float(template.attrs["bin_size"]))
     attrs["n_trials_total"] = int(n_trials.sum())
     dims = ("unit", "time")
-    return xr.Dataset(
-        {
-            "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed mean rate of {target}"}),
-            "rates_sd": xr.DataArray(
-                pooled.std(axis=0), dims=dims,
-                attrs={"units": "Hz", "long_name": "standard deviation of single-trial predictions"},
-            ),
-            "rates_sem": xr.DataArray(sem, dims=dims, attrs={"units": "Hz", "long_name": "standard error of the mean"}),
-            "rates_by_source": xr.DataArray(
-                means, dims=("source",) + dims, attrs={"units": "Hz", "long_name": "mean prediction from each source"}
-            ),
-        },
-        coords=coords,
-        attrs=attrs,
-    )
+    variables = {
+        "rates": xr.DataArray(rates, dims=dims, attrs={"units": "Hz", "long_name": f"imputed mean rate of {target}"}),
+        "rates_sd": xr.DataArray(
+            pooled.std(axis=0), dims=dims,
+            attrs={"units": "Hz", "long_name": "standard deviation of single-trial predictions"},
+        ),
+        "rates_sem": xr.DataArray(sem, dims=dims, attrs={"units": "Hz", "long_name": "standard error of the mean"}),
+        "rates_by_source": xr.DataArray(
+            means, dims=("source",) + dims, attrs={"units": "Hz", "long_name": "mean prediction from each source"}
+        ),
+    }
+    if n_draws:
+        n_units = template.sizes["unit"]
+        per_draw = np.stack([
+            _mean_draws(model, mods[s].isel(trial=_selected_rows(mods, paired, s, resolved, split)), s, target,
+                        n_units, n_draws, _draw_seed(seed, sources.index(s)))
+            for s in used
+        ])  # (source, K, unit, time)
+        combined = _combine(per_draw, combine)  # (K, unit, time)
+        lo, hi = _band(combined, level)
+        variables.update(_band_variables(lo, hi, combined.mean(axis=0), dims, level))
+        attrs.update(_band_attrs(n_draws, level, int(seed)))
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
 

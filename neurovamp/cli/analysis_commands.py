@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Map the other animals' trials of a condition through a fitted run's model to ANIMAL and "
             "write the condition-averaged rates (Hz) with their uncertainty to a NetCDF file: "
             "variables rates, rates_sd, rates_sem (unit, time) and rates_by_source; time = bin "
-            "centres in seconds from the event. Works for conditions ANIMAL never experienced."
+            "centres in seconds from the event. Works for conditions ANIMAL never experienced. "
+            "With --samples N, also the model's own uncertainty: N latents per sub-window are drawn "
+            "from the sources' posteriors and the --level credible interval of the imputed mean rate "
+            "is written as rates_lo and rates_hi (with rates_posterior_mean, the mean over draws)."
         ),
     )
     im.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")
@@ -61,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     im.add_argument("--sources", nargs="+", metavar="ANIMAL", help="source animals (default: every other animal)")
     im.add_argument("--split", choices=("train", "val", "test"), help="use only this split's source trials (default: all)")
     im.add_argument("--combine", choices=("mixture", "geometric"), default="mixture", help="how sources are combined (default: mixture)")
+    im.add_argument(
+        "--samples", type=int, default=0, metavar="N",
+        help="posterior draws for a credible band (0: none, the default; a few hundred for a 95%% band)",
+    )
+    im.add_argument(
+        "--level", type=float, default=0.95, metavar="P",
+        help="credible level of the band, between 0 and 1 (default: 0.95)",
+    )
+    im.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the posterior draws (default: 0)")
     im.add_argument("--out", required=True, metavar="FILE.nc", help="NetCDF file to write")
     im.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
     im.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -180,20 +192,45 @@ def impute_command(args: argparse.Namespace) -> int:
     from neurovamp.run import load_run
 
     run_dir = _check_run_dir(args.run)
+    _check_band_options(args)
     out = Path(args.out)
     check_writable(out, overwrite=args.overwrite)
     condition = parse_condition(args.conditions)
     model, paired, _ = load_run(run_dir, device=args.device)
     result = impute_condition_mean(
         model, paired, target=args.target, sources=args.sources, condition=condition, split=args.split,
-        combine=args.combine,
+        combine=args.combine, n_samples=args.samples, level=args.level, seed=args.seed,
     )
     result.attrs["run"] = str(run_dir.resolve())
     with atomic_output(out, overwrite=args.overwrite) as tmp:
         result.to_netcdf(tmp, engine="h5netcdf")
     what = ", ".join(f"{k}={','.join(map(str, v))}" for k, v in condition.items())
+    band = f" with a {100 * args.level:g}% credible band from {args.samples} posterior draws" if args.samples else ""
     print(
         f"imputed {args.target} ({result.sizes['unit']} units x {result.sizes['time']} bins) for {what} from "
-        f"{result.attrs['n_trials_total']} trials of {result.attrs['sources']}; wrote {out}"
+        f"{result.attrs['n_trials_total']} trials of {result.attrs['sources']}{band}; wrote {out}"
     )
     return 0
+
+
+def _check_band_options(args: argparse.Namespace) -> None:
+    """Reject ``--samples``, ``--level`` and ``--seed`` values the band cannot use.
+
+    Parameters
+    ----------
+    args
+        Parsed ``impute`` arguments.
+
+    Raises
+    ------
+    ConfigError
+        Naming the option and what it accepts.
+    """
+    from neurovamp.errors import ConfigError
+
+    if args.samples < 0 or args.samples == 1:
+        raise ConfigError(f"--samples must be 0 (no credible band) or at least 2, got {args.samples}")
+    if not 0.0 < args.level < 1.0:
+        raise ConfigError(f"--level must be strictly between 0 and 1 (e.g. 0.95), got {args.level:g}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")

@@ -57,8 +57,11 @@ def demo_command(args: argparse.Namespace) -> int:
     int
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
+    import matplotlib
+
     from neurovamp.demo import run_demo
 
+    matplotlib.use("Agg", force=False)  # figures go to files; no display needed
     result = run_demo(
         args.out,
         models=args.models,

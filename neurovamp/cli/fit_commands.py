@@ -1,18 +1,27 @@
-"""The ``fit`` command: load recordings, pair trials, train a model, write a run folder."""
+"""The ``fit`` command: parse options, then :func:`neurovamp.run.fit_run` writes the run folder.
+
+This module only turns command-line text into typed values (filter and condition values
+are read as the type of their trial label; model options become
+:class:`~neurovamp.models.config.ModelConfig` overrides, validated there) and prints a
+one-line summary.
+"""
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from neurovamp.models.config import ModelConfig
 
 __all__ = ["register", "fit_command"]
 
 _MODELS = ("mmvm", "independent", "poe", "moe", "mopoe", "avg")
 _LIKELIHOODS = ("poisson", "negbin", "gaussian")
 _STRATEGIES = ("truncate", "resample", "index")
+#: ``--hidden`` value meaning "no hidden layer" (as is ``--hidden`` with no value).
+_NO_HIDDEN = "none"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,6 +75,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--preset", choices=("neurovamp", "paper"), default="neurovamp", help="starting settings (default: neurovamp)")
     model.add_argument("--likelihood", choices=_LIKELIHOODS, help="observation model (default: from the preset)")
     model.add_argument("--latent-dim", type=int, metavar="N", help="latent dimension (default: from the preset)")
+    model.add_argument(
+        "--hidden", nargs="*", metavar="W",
+        help="encoder hidden-layer widths, input side first (the MLP decoder uses them reversed): positive "
+             "integers or 'input' (as wide as the animal's input), e.g. --hidden 128 64 or --hidden input input; "
+             f"--hidden alone or --hidden {_NO_HIDDEN} means no hidden layer (default: from the preset)",
+    )
+    model.add_argument(
+        "--decoder", metavar="KIND",
+        help="'mlp' (hidden layers as --hidden, reversed) or 'linear' (log-rate, or the Gaussian mean, affine in the latent) "
+             "(default: from the preset)",
+    )
+    model.add_argument(
+        "--alpha", type=float, metavar="A",
+        help="weight of the N(0, I) component in the MMVM prior, in [0, 1] (mmvm only; default: from the preset)",
+    )
+    model.add_argument(
+        "--beta", type=float, metavar="B", help="weight of the KL regulariser, >= 0 (default: from the preset)",
+    )
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=100, metavar="N", help="maximum epochs (default: 100)")
     train.add_argument("--batch-size", type=int, default=128, metavar="N", help="samples per batch (default: 128)")
@@ -81,107 +108,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=fit_command)
 
 
-def _labels_to_load(args: argparse.Namespace, filters: dict[str, list[str]]) -> list[str] | None:
-    if not args.labels:
-        return None
-    wanted = list(dict.fromkeys([*args.labels, args.pair_by, *filters]))
-    return wanted
+def _hidden(tokens: list[str]) -> list[int | str]:
+    """``--hidden`` text as ModelConfig.hidden: integers where they parse, 'input' kept.
+
+    No value or the single word ``none`` gives ``[]`` (no hidden layer); anything else
+    that is not an integer is passed on as text for ModelConfig to reject by name.
+    """
+    if not tokens or [t.lower() for t in tokens] == [_NO_HIDDEN]:
+        return []
+    widths: list[int | str] = []
+    for token in tokens:
+        try:
+            widths.append(int(token))
+        except ValueError:
+            widths.append(token)
+    return widths
 
 
-def _run_settings(args: argparse.Namespace, tree: Any, filters_text: dict[str, list[str]]) -> dict[str, Any]:
-    """The data and pairing sections of run.json (filter/condition values typed)."""
-    from neurovamp.run import coerce_label_values
+def _model_config(args: argparse.Namespace) -> ModelConfig:
+    """The ModelConfig of the options (ConfigError naming the field for a bad value)."""
+    from neurovamp.models.config import ModelConfig
 
-    filters = {col: coerce_label_values(tree, col, values) for col, values in filters_text.items()} or None
-    conditions = coerce_label_values(tree, args.pair_by, args.conditions) if args.conditions else None
-    return {
-        "data": {
-            "paths": [str(Path(p).resolve()) for p in args.paths],
-            "event": args.event,
-            "window": [float(args.window[0]), float(args.window[1])],
-            "bin_size": float(args.bin_size),
-            "labels": _labels_to_load(args, filters_text),
-            "allow_silent_units": bool(args.allow_silent_units),
-        },
-        "pairing": {
-            "by": args.pair_by,
-            "strategy": args.strategy,
-            "filters": filters,
-            "conditions": conditions,
-            "split": [float(f) for f in args.split],
-            "seed": int(args.seed),
-            "window": args.subwindow,
-            "stride": int(args.stride),
-        },
-    }
-
-
-def _check_resumable(run_dir: Path, settings: dict[str, Any], model_config: dict[str, Any]) -> None:
-    """A resumed run must load, pair and model the data as the interrupted one did."""
-    from neurovamp.errors import ConfigError
-    from neurovamp.run import RUN_FILE, read_run_info
-
-    if not (run_dir / RUN_FILE).is_file():
-        return
-    previous = read_run_info(run_dir)
-    changed = [
-        f"{section}.{key}"
-        for section, current in (*settings.items(), ("model", model_config))
-        for key in set(current) | set(previous.get(section, {}))
-        if previous.get(section, {}).get(key) != current.get(key)
-    ]
-    if changed:
-        raise ConfigError(
-            f"{run_dir}: --resume with different settings than the interrupted run ({', '.join(sorted(changed))}); "
-            "use the same options, or --overwrite to start afresh"
-        )
-
-
-def _remove_outputs(run_dir: Path) -> None:
-    """Delete the outputs of an earlier run in ``run_dir`` (only the files fit writes)."""
-    from neurovamp.models.training import CHECKPOINT_NAME
-    from neurovamp.run import CHECKPOINT_DIR, HISTORY_FILE, LOSS_PLOT, MODEL_DIR, RUN_FILE
-
-    for name in (RUN_FILE, HISTORY_FILE, LOSS_PLOT, f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}"):
-        (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / MODEL_DIR).is_dir():
-        shutil.rmtree(run_dir / MODEL_DIR)
-
-
-def _write_loss_plot(history: Any, path: Path) -> None:
-    """Loss curves via neurovamp.analysis.plots, falling back to a minimal plot."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    columns = ["epoch"] + [c for c in history.columns if c in ("train/loss", "val/loss")]
-    try:
-        from neurovamp.analysis.plots import plot_training_curves, save_figure
-    except ImportError:  # plots module not available: a plain matplotlib figure
-        import matplotlib.pyplot as plt
-
-        from neurovamp._files import atomic_output
-
-        fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
-        for col in columns[1:]:
-            ax.plot(history["epoch"], history[col], label=col)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.legend(frameon=False)
-        with atomic_output(path, overwrite=True) as tmp:
-            fig.savefig(tmp, format="png", dpi=120)
-        plt.close(fig)
-        return
-    import matplotlib.pyplot as plt
-
-    fig = plot_training_curves(history[columns])
-    try:
-        save_figure(fig, path, overwrite=True, format="png")
-    finally:
-        plt.close(fig)
+    overrides: dict[str, Any] = {}
+    for name in ("likelihood", "latent_dim", "decoder", "alpha", "beta"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    if args.hidden is not None:
+        overrides["hidden"] = _hidden(args.hidden)
+    return ModelConfig.from_preset(args.preset, args.model, **overrides)
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """Run ``neurovamp fit``.
+    """Run ``neurovamp fit``: check the options, :func:`neurovamp.run.fit_run`, print a summary.
 
     Parameters
     ----------
@@ -193,113 +151,34 @@ def fit_command(args: argparse.Namespace) -> int:
     int
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
-    import neurovamp
-    from neurovamp._files import atomic_output, check_writable
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # loss.png is written without a display
+
     from neurovamp.data.dataset import load_recordings
-    from neurovamp.data.pairing import pair_trials
-    from neurovamp.errors import ConfigError
-    from neurovamp.models.config import ModelConfig
-    from neurovamp.models.estimator import MultiAnimalModel
-    from neurovamp.run import (
-        CHECKPOINT_DIR,
-        HISTORY_FILE,
-        LOSS_PLOT,
-        MODEL_DIR,
-        RUN_FORMAT,
-        RUN_VERSION,
-        parse_filters,
-        write_run_info,
-    )
+    from neurovamp.run import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
 
-    run_dir = Path(args.out)
-    if args.resume and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other: resume continues a run, overwrite restarts it")
-    if not args.resume:
-        check_writable(run_dir, overwrite=args.overwrite)
-    elif not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
-    if args.patience is not None and args.patience < 0:
-        raise ConfigError(f"--patience must be >= 0, got {args.patience}")
-
+    config = _model_config(args)
+    check_run_folder(args.out, overwrite=args.overwrite, resume=args.resume)  # before loading any data
     filters_text = parse_filters(args.filters)
-    tree = load_recordings(
-        args.paths,
-        event=args.event,
-        window=tuple(args.window),
-        bin_size=args.bin_size,
-        labels=_labels_to_load(args, filters_text),
-        allow_silent_units=args.allow_silent_units,
+    labels = labels_to_load(args.labels, args.pair_by, filters_text)
+    tree = load_recordings(args.paths, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
+                           labels=labels, allow_silent_units=args.allow_silent_units)
+    filters = {col: coerce_label_values(tree, col, values) for col, values in filters_text.items()} or None
+    conditions = coerce_label_values(tree, args.pair_by, args.conditions) if args.conditions else None
+    model = fit_run(
+        args.paths, args.out, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
+        labels=args.labels, allow_silent_units=args.allow_silent_units, pair_by=args.pair_by,
+        strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
+        subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,
+        seed=args.seed, device=args.device, overwrite=args.overwrite, resume=args.resume,
+        progress=not args.no_progress, recordings=tree,
     )
-    settings = _run_settings(args, tree, filters_text)
-    pairing = settings["pairing"]
-    paired = pair_trials(
-        tree,
-        by=pairing["by"],
-        strategy=pairing["strategy"],
-        filters=pairing["filters"],
-        conditions=pairing["conditions"],
-        split=tuple(pairing["split"]),
-        seed=pairing["seed"],
-        window=pairing["window"],
-        stride=pairing["stride"],
-    )
-
-    overrides = {}
-    if args.likelihood is not None:
-        overrides["likelihood"] = args.likelihood
-    if args.latent_dim is not None:
-        overrides["latent_dim"] = args.latent_dim
-    config = ModelConfig.from_preset(args.preset, args.model, **overrides)
-    model = MultiAnimalModel(config=config, seed=args.seed, device=args.device)
-    training = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "patience": args.patience or None,
-        "checkpoint_every": args.checkpoint_every,
-    }
-    if args.resume:
-        _check_resumable(run_dir, settings, config.to_dict())
-
-    info: dict[str, Any] = {
-        "format": RUN_FORMAT,
-        "version": RUN_VERSION,
-        "neurovamp_version": neurovamp.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **settings,
-        "model": config.to_dict(),
-        "training": {**training, "seed": args.seed, "device": args.device},
-        "outputs": {"model": MODEL_DIR, "history": HISTORY_FILE, "loss_plot": LOSS_PLOT, "checkpoints": CHECKPOINT_DIR},
-        "status": "running",
-    }
-    if args.overwrite and run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: exists and is not a folder; remove it or choose another --out")
-    if args.overwrite and run_dir.is_dir():
-        _remove_outputs(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, info)
-
-    model.fit(
-        paired,
-        checkpoint_dir=run_dir / CHECKPOINT_DIR,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        **training,
-    )
-
-    model.save(run_dir / MODEL_DIR, overwrite=True)
-    with atomic_output(run_dir / HISTORY_FILE, overwrite=True) as tmp:
-        model.history_.to_csv(tmp, index=False)
-    _write_loss_plot(model.history_, run_dir / LOSS_PLOT)
-    info["status"] = "complete"
-    info["fit"] = {key: value for key, value in model.fit_info_.items()}
-    write_run_info(run_dir, info)
-
     fit = model.fit_info_
     print(
-        f"fitted {config.model} on {len(paired.animals)} animals ({', '.join(paired.animals)}): "
+        f"fitted {config.model} on {len(model.animals_)} animals ({', '.join(model.animals_)}): "
         f"{fit['epochs_run']} epochs, best {fit['monitor']} {fit['best_score']:.4g} at epoch {fit['best_epoch']}; "
-        f"wrote {run_dir}"
+        f"wrote {Path(args.out)}"
     )
     return 0

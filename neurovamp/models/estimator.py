@@ -99,6 +99,36 @@ def _json_list(values: np.ndarray) -> list | None:
     return out
 
 
+def _check_n_samples(n_samples: Any) -> int:
+    """``n_samples`` as a non-negative int, or ConfigError naming it."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+        raise ConfigError(f"n_samples must be a non-negative integer (0 = posterior mean), got {n_samples!r}")
+    return int(n_samples)
+
+
+def _check_seed(seed: Any) -> int | None:
+    """``seed`` as None or a non-negative int, or ConfigError naming it."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be None or a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _private_generator(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (a fresh random seed when None).
+
+    Draws on the CPU make the samples independent of the device and leave torch's global
+    random state untouched.
+    """
+    generator = torch.Generator(device="cpu")
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
 class MultiAnimalModel:
     """Multi-animal VAE estimator (MMVM VAE or a baseline) with an sklearn-like interface.
 
@@ -670,12 +700,22 @@ class MultiAnimalModel:
         source_data: xr.DataArray | np.ndarray,
         source: str | None,
         target: str,
+        *,
+        n_samples: int = 0,
+        seed: int | None = None,
     ) -> xr.DataArray:
         """Expected counts of ``target`` per bin, predicted from ``source``'s activity.
 
-        The source's posterior mean of each sub-window is decoded with the target's
-        decoder; where sub-windows overlap, the predictions of every window covering a bin
-        are averaged (bins no window covers are NaN).
+        With ``n_samples=0`` the source's posterior mean of each sub-window is decoded
+        with the target's decoder. With ``n_samples=K > 0``, K latents per sub-window are
+        drawn from the source's posterior q(z | x_source) (reparameterised Gaussian) and
+        each is decoded into the likelihood's mean: the spread of these predictions is
+        the model's own uncertainty about the target's expected counts, and their average
+        estimates E_q[expected counts] (which, for a nonlinear decoder or link, differs
+        from the posterior-mean prediction; e.g. exp(w.mu + b + sum_k w_k^2 s_k^2 / 2)
+        instead of exp(w.mu + b) for a linear decoder with the exp link). Either way, where
+        sub-windows overlap the predictions of every window covering a bin are averaged
+        (per draw; bins no window covers are NaN).
 
         Parameters
         ----------
@@ -686,14 +726,33 @@ class MultiAnimalModel:
             The source animal; the modality's ``animal`` attribute when ``None``.
         target
             The animal to predict (may equal ``source``: reconstruction).
+        n_samples
+            Posterior draws per sub-window; 0 decodes the posterior mean.
+        seed
+            Seed of the draws (ignored when ``n_samples=0``). The draws come from a
+            private generator, so torch's global random state is untouched; the same seed,
+            data and ``n_samples`` give identical draws. None: a fresh random seed, recorded
+            in ``attrs["seed"]``.
 
         Returns
         -------
         xarray.DataArray
-            ``expected_counts`` with dims ``(trial, unit, time)``: the target's unit ids
-            (and unit coordinates), the source's trials, trial labels and time bins.
-            Gaussian-likelihood predictions are mapped back to counts and clipped at 0.
+            ``expected_counts`` with dims ``(trial, unit, time)``, or
+            ``(sample, trial, unit, time)`` when ``n_samples > 0`` (``sample`` = draw
+            0..K-1; every sub-window of every trial gets its own independent draws and a
+            bin covered by several sub-windows averages their k-th draws; attributes
+            ``n_samples`` and ``seed`` added): the target's unit ids (and unit
+            coordinates), the source's trials, trial labels and time bins. Gaussian-likelihood predictions are mapped back to counts and
+            clipped at 0 (each draw separately).
+
+        Raises
+        ------
+        ConfigError
+            If ``n_samples`` is not a non-negative integer or ``seed`` not None or a
+            non-negative integer.
         """
+        n_samples = _check_n_samples(n_samples)
+        seed = _check_seed(seed)
         vae = self._check_fitted()
         da, source = self._resolve_input(source_data, source, None)
         s = self._animal_index(source)
@@ -701,8 +760,23 @@ class MultiAnimalModel:
         da = self._as_modality(da, source)
         starts = self._starts(da.sizes["time"])
         x = self._samples(da, s, starts)
-        w = self._bins["window"]
-        n_units_t = len(self._units[target])
+        n_trials, n_bins = da.sizes["trial"], da.sizes["time"]
+        attrs = self._generation_attrs(da, source, target)
+        if n_samples == 0:
+            pred = self._decode_posterior_mean(vae, x, s, t)
+            out = self._overlap_average(pred.reshape(n_trials, starts.size, -1), starts, n_bins, target)
+            dims: tuple[str, ...] = ("trial", "unit", "time")
+            coords = self._generation_coords(da, target)
+        else:
+            generator = _private_generator(seed)
+            out = self._decode_posterior_samples(vae, x, s, t, n_samples, generator, starts, n_bins, target)
+            dims = ("sample", "trial", "unit", "time")
+            coords = {"sample": np.arange(n_samples), **self._generation_coords(da, target)}
+            attrs.update(n_samples=n_samples, seed=int(generator.initial_seed()))
+        return xr.DataArray(out.astype(np.float32), dims=dims, coords=coords, name="expected_counts", attrs=attrs)
+
+    def _decode_posterior_mean(self, vae: MultiAnimalVAE, x: np.ndarray, s: int, t: int) -> np.ndarray:
+        """Target's expected (normalised) values at the source's posterior means, ``(rows, D_t)``."""
         device = self.device_
         source_mask = torch.zeros(vae.n_animals, dtype=torch.bool, device=device)
         source_mask[s] = True
@@ -713,18 +787,59 @@ class MultiAnimalModel:
                 xs: list[Tensor | None] = [None] * vae.n_animals
                 xs[s] = torch.from_numpy(x[lo : lo + _INFERENCE_BATCH]).to(device)
                 preds.append(vae.generate(xs, source_mask, t).cpu().numpy())
-        n_trials, n_bins = da.sizes["trial"], da.sizes["time"]
-        pred = np.concatenate(preds).astype(np.float64).reshape(n_trials, starts.size, n_units_t, w)
+        return np.concatenate(preds).astype(np.float64)
+
+    def _decode_posterior_samples(
+        self, vae: MultiAnimalVAE, x: np.ndarray, s: int, t: int, n_samples: int,
+        generator: torch.Generator, starts: np.ndarray, n_bins: int, target: str,
+    ) -> np.ndarray:
+        """Per-draw predictions ``(n_samples, trial, unit, time)`` on the count scale.
+
+        Whole trials are decoded together, about ``_INFERENCE_BATCH`` latents per call
+        (at least one trial), and overlap-averaged chunk by chunk, so memory holds the
+        output plus one chunk.
+        """
+        device = self.device_
+        n_windows = starts.size
+        n_trials = x.shape[0] // n_windows
+        per_chunk = max(1, _INFERENCE_BATCH // (n_samples * n_windows))
+        source_mask = torch.zeros(vae.n_animals, dtype=torch.bool, device=device)
+        source_mask[s] = True
+        out = np.empty((n_samples, n_trials, len(self._units[target]), n_bins), dtype=np.float32)
+        vae.eval()
+        with torch.no_grad():
+            for lo in range(0, n_trials, per_chunk):
+                hi = min(lo + per_chunk, n_trials)
+                xs: list[Tensor | None] = [None] * vae.n_animals
+                xs[s] = torch.from_numpy(x[lo * n_windows : hi * n_windows]).to(device)
+                draws = vae.generate_samples(xs, source_mask, t, n_samples, generator=generator)
+                pred = draws.cpu().numpy().astype(np.float64).reshape(n_samples, hi - lo, n_windows, -1)
+                out[:, lo:hi] = self._overlap_average(pred, starts, n_bins, target)
+        return out
+
+    def _overlap_average(self, pred: np.ndarray, starts: np.ndarray, n_bins: int, target: str) -> np.ndarray:
+        """Average overlapping sub-window predictions per bin, on the count scale.
+
+        ``pred`` is ``(..., n_windows, n_units * window)`` of normalised predictions;
+        returns ``(..., n_units, n_bins)`` mapped back to counts and clipped at 0, NaN
+        where no window covers a bin.
+        """
+        w = self._bins["window"]
+        n_units = len(self._units[target])
+        pred = pred.reshape(pred.shape[:-1] + (n_units, w))
         scale = np.asarray(self._norm["scale"][target])[None, :, None]
         offset = np.asarray(self._norm["offset"][target])[None, :, None]
-        total = np.zeros((n_trials, n_units_t, n_bins))
+        total = np.zeros(pred.shape[:-3] + (n_units, n_bins))
         cover = np.zeros(n_bins)
         for j, start in enumerate(starts):
-            total[:, :, start : start + w] += pred[:, j] * scale + offset
+            total[..., start : start + w] += pred[..., j, :, :] * scale + offset
             cover[start : start + w] += 1
         with np.errstate(invalid="ignore", divide="ignore"):
             out = np.where(cover > 0, total / np.maximum(cover, 1), np.nan)
-        out = np.clip(out, 0.0, None)  # Gaussian means can be negative; NaN stays NaN
+        return np.clip(out, 0.0, None)  # Gaussian means can be negative; NaN stays NaN
+
+    def _generation_coords(self, da: xr.DataArray, target: str) -> dict[str, Any]:
+        """Coordinates of a prediction: the source's trials and bins, the target's units."""
         coords = self._trial_coords(da)
         coords["unit"] = np.asarray(self._units[target])
         for name, values in self._unit_coords[target].items():
@@ -732,7 +847,11 @@ class MultiAnimalModel:
         coords["time"] = da["time"].values
         if "time_from_event" in da.coords and da["time_from_event"].dims == ("time",):
             coords["time_from_event"] = ("time", da["time_from_event"].values)
-        attrs = {
+        return coords
+
+    def _generation_attrs(self, da: xr.DataArray, source: str, target: str) -> dict[str, Any]:
+        """Attributes of a prediction of ``target`` from ``source``'s data ``da``."""
+        return {
             "animal": target,
             "source": source,
             "bin_size": self._bins["bin_size"],
@@ -741,9 +860,6 @@ class MultiAnimalModel:
             "event": str(da.attrs.get("event", self._bins["event"])),
             "model": self.config.model,
         }
-        return xr.DataArray(
-            out.astype(np.float32), dims=("trial", "unit", "time"), coords=coords, name="expected_counts", attrs=attrs
-        )
 
     def reconstruct(self, modality: xr.DataArray | np.ndarray, animal: str | None = None) -> xr.DataArray:
         """Expected counts of an animal predicted from its own activity.

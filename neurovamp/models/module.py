@@ -436,6 +436,67 @@ class MultiAnimalVAE(nn.Module):
             needs at least one source (others get meaningless values).
         """
         index = self.animal_index(target)
+        posterior = self._generation_posterior(xs, source_mask, combine)
+        weights = posterior.weights
+        used = (weights > 0).any(1)  # decode only components that carry weight
+        means = self.decode(posterior.mu[used], index)  # (C', B, D)
+        return torch.einsum("cb,cbd->bd", weights[used], means)
+
+    def generate_samples(
+        self,
+        xs: Sequence[Tensor | None],
+        source_mask: Tensor,
+        target: Animal,
+        n_samples: int,
+        *,
+        combine: str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Conditional generation from posterior draws: one prediction per latent sample.
+
+        The sources' posterior is built as in :meth:`generate` (same ``combine``); for
+        every sample ``n_samples`` latents are drawn from it (a mixture component is
+        picked per draw with probability its weight, then z = mu_c + exp(logvar_c / 2) *
+        eps) and decoded with the target's decoder into the likelihood's mean. The
+        average over draws estimates E_q[mean(x_target | z)], which differs from
+        :meth:`generate` (the mean decoded at the posterior mean) for a nonlinear decoder
+        or link.
+
+        Parameters
+        ----------
+        xs
+            M tensors ``(B, D_m)``; entries of non-source animals may be None.
+        source_mask
+            ``(B, M)`` or ``(M,)`` bool: which animals are sources (per sample).
+        target
+            Target animal (index or name).
+        n_samples
+            Number of latent draws per sample, at least 1.
+        combine
+            As in :meth:`generate`.
+        generator
+            Random generator of the component choices and the Gaussian noise (drawn on
+            the generator's device, then moved to the data's); torch's global generator
+            when None.
+
+        Returns
+        -------
+        Tensor
+            ``(n_samples, B, D_target)`` expected counts (rates) or Gaussian means.
+        """
+        index = self.animal_index(target)
+        if isinstance(n_samples, bool) or not isinstance(_as_int(n_samples), int) or int(n_samples) < 1:
+            raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+        posterior = self._generation_posterior(xs, source_mask, combine)
+        mu, logvar = _pick_components(posterior, int(n_samples), generator)  # (S, B, K) each
+        noise_device = generator.device if generator is not None else mu.device
+        eps = torch.randn(mu.shape, generator=generator, device=noise_device, dtype=mu.dtype).to(mu.device)
+        return self.decode(mu + torch.exp(0.5 * logvar) * eps, index)
+
+    def _generation_posterior(
+        self, xs: Sequence[Tensor | None], source_mask: Tensor, combine: str | None
+    ) -> GaussianMixture:
+        """The sources' posterior used by :meth:`generate` and :meth:`generate_samples`."""
         if combine is None:
             combine = "joint" if self.config.is_joint else "mixture"
         if combine not in COMBINE_OPTIONS:
@@ -447,15 +508,10 @@ class MultiAnimalVAE(nn.Module):
         _, mask = self._check_batch(xs, source_mask)
         mu, logvar = self.encode(xs)
         if combine == "poe":
-            posterior = product_of_experts(mu, logvar, mask, prior_expert=False)
-        elif combine == "joint":
-            posterior = self.joint_posterior(mu, logvar, mask)
-        else:
-            posterior = mixture_of_experts(mu, logvar, mask)
-        weights = posterior.weights
-        used = (weights > 0).any(1)  # decode only components that carry weight
-        means = self.decode(posterior.mu[used], index)  # (C', B, D)
-        return torch.einsum("cb,cbd->bd", weights[used], means)
+            return product_of_experts(mu, logvar, mask, prior_expert=False)
+        if combine == "joint":
+            return self.joint_posterior(mu, logvar, mask)
+        return mixture_of_experts(mu, logvar, mask)
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
@@ -488,6 +544,28 @@ class MultiAnimalVAE(nn.Module):
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"model={self.config.model!r}, input_dims={list(self.input_dims)}, names={list(self.names)}"
+
+
+def _pick_components(
+    posterior: GaussianMixture, n_samples: int, generator: torch.Generator | None
+) -> tuple[Tensor, Tensor]:
+    """Mean and log-variance of one mixture component per draw, each ``(n_samples, B, K)``.
+
+    When only one component carries weight (a single source, PoE, AVG) no choice is
+    drawn; otherwise each draw picks a component with probability its weight in that
+    sample, from ``generator`` (on its device).
+    """
+    weights = posterior.weights.detach()
+    used = (weights > 0).any(1)
+    mu, logvar, weights = posterior.mu[used], posterior.logvar[used], weights[used]
+    shape = (n_samples,) + tuple(mu.shape[1:])
+    if mu.shape[0] == 1:
+        return mu.expand(shape), logvar.expand(shape)
+    device = generator.device if generator is not None else weights.device
+    pick = torch.multinomial(weights.T.to(device), n_samples, replacement=True, generator=generator)  # (B, S)
+    pick = pick.T.to(mu.device)  # (S, B)
+    rows = torch.arange(mu.shape[1], device=mu.device).expand_as(pick)
+    return mu[pick, rows], logvar[pick, rows]
 
 
 def _as_int(value: object) -> object:

@@ -1,0 +1,175 @@
+"""neurovamp.run.fit_run: the run folder it writes, resuming, overwrite protection, bad input."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from neurovamp.cli import main
+from neurovamp.errors import ConfigError, DataError, OutputExistsError
+from neurovamp.models.config import ModelConfig
+from neurovamp.models.training import Trainer
+from neurovamp.run import fit_run, load_run, read_run_info
+from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
+
+# tiny settings: 8 bins of 50 ms, 4-bin sub-windows, 2 latent dimensions
+SETTINGS = dict(
+    event="odor_onset", window=(0.0, 0.4), bin_size=0.05, labels=["odor", "correct"], pair_by="odor",
+    conditions=["A", "B", "C", "D"], subwindow=4, stride=2, batch_size=32, seed=1, device="cpu", progress=False,
+)
+CONFIG = ModelConfig(latent_dim=2)
+
+
+@pytest.fixture(scope="module")
+def nwb_files(tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("sim") / "sim"
+    config = SimulationConfig.small(seed=2, n_trials=(40, 44, 36))
+    written = write_simulation(simulate_experiment(config), out)
+    return [str(p) for p in written["nwb"].values()]
+
+
+@pytest.fixture(scope="module")
+def fitted(nwb_files, tmp_path_factory) -> dict:
+    """A 3-epoch fit_run with a numpy-typed filter, and its wall time."""
+    run = tmp_path_factory.mktemp("fit") / "run"
+    start = time.perf_counter()
+    model = fit_run(nwb_files, run, config=CONFIG, epochs=3, filters={"correct": np.True_}, **SETTINGS)
+    return {"run": run, "model": model, "elapsed": time.perf_counter() - start}
+
+
+def test_fit_run_writes_a_run_that_load_run_reads_back(fitted, nwb_files):
+    run, model = fitted["run"], fitted["model"]
+    for name in ("run.json", "history.csv", "loss.png", "model/config.json", "model/weights.pt",
+                 "checkpoints/checkpoint.pt"):
+        assert (run / name).is_file(), name
+    info = read_run_info(run)
+    assert info["status"] == "complete"
+    assert info["data"]["paths"] == [str(Path(f).resolve()) for f in nwb_files]
+    assert info["data"]["labels"] == ["odor", "correct"] and info["data"]["window"] == [0.0, 0.4]
+    assert info["pairing"]["filters"] == {"correct": [True]}  # numpy scalar written as a JSON boolean
+    assert info["pairing"]["conditions"] == ["A", "B", "C", "D"] and info["pairing"]["window"] == 4
+    assert info["model"] == CONFIG.to_dict()
+    assert info["training"] == {"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 20, "checkpoint_every": 10,
+                                "seed": 1, "device": "cpu"}
+    # the fit's wall time is recorded, and is part of the whole call's
+    assert 0 < info["fit"]["seconds"] <= fitted["elapsed"]
+    assert info["fit"]["epochs_run"] == 3 and info["fit"]["best_epoch"] == model.fit_info_["best_epoch"]
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
+
+    loaded, paired, _ = load_run(run, device="cpu")
+    assert all(np.asarray(paired.modalities[a]["correct"]).all() for a in paired.animals)
+    for animal in paired.animals:
+        xr.testing.assert_identical(loaded.latents(paired, animal), model.latents(paired, animal))
+
+
+def test_cli_fit_writes_the_same_run_as_fit_run(fitted, nwb_files, tmp_path):
+    run = tmp_path / "cli"
+    argv = ["fit", *nwb_files, "--out", str(run), "--event", "odor_onset", "--window", "0", "0.4", "--bin", "0.05",
+            "--label", "odor", "correct", "--conditions", "A", "B", "C", "D", "--filter", "correct=yes",
+            "--latent-dim", "2", "--subwindow", "4", "--stride", "2", "--batch-size", "32", "--seed", "1",
+            "--device", "cpu", "--no-progress", "--epochs", "3"]
+    assert main(argv) == 0
+    cli, python = read_run_info(run), read_run_info(fitted["run"])
+    for section in ("data", "pairing", "model", "training"):
+        assert cli[section] == python[section], section
+    pd.testing.assert_frame_equal(pd.read_csv(run / "history.csv"), pd.read_csv(fitted["run"] / "history.csv"))
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp_path, monkeypatch):
+    kwargs = dict(SETTINGS, config=CONFIG, epochs=4, checkpoint_every=1)
+    full = fit_run(nwb_files, tmp_path / "full", **kwargs)
+
+    part = tmp_path / "part"
+    original = Trainer._run_epoch
+
+    def stop_at_epoch_3(self, epoch, bar):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(self, epoch, bar)
+
+    monkeypatch.setattr(Trainer, "_run_epoch", stop_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_run(nwb_files, part, **kwargs)
+    monkeypatch.setattr(Trainer, "_run_epoch", original)
+    assert read_run_info(part)["status"] == "running" and not (part / "model").exists()
+    with pytest.raises(DataError, match="incomplete run"):
+        load_run(part)
+
+    # different model or data settings are refused, naming what changed; nothing is touched
+    with pytest.raises(ConfigError, match=r"different settings.*model\.latent_dim"):
+        fit_run(nwb_files, part, **{**kwargs, "config": ModelConfig(latent_dim=3)}, resume=True)
+    with pytest.raises(ConfigError, match=r"different settings.*pairing\.seed"):
+        fit_run(nwb_files, part, **{**kwargs, "seed": 2}, resume=True)
+    assert read_run_info(part)["status"] == "running"
+
+    resumed = fit_run(nwb_files, part, **kwargs, resume=True)
+    pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(tmp_path / "full" / "history.csv"))
+    assert read_run_info(part)["fit"]["epochs_run"] == 4
+    loaded, paired, _ = load_run(part, device="cpu")
+    xr.testing.assert_identical(loaded.latents(paired, "rat1"), full.latents(paired, "rat1"))
+    xr.testing.assert_identical(resumed.latents(paired, "rat3"), full.latents(paired, "rat3"))
+
+
+def _interrupt_first_epoch(self, epoch, bar):
+    raise KeyboardInterrupt
+
+
+def test_an_existing_run_is_only_replaced_with_overwrite(fitted, nwb_files, tmp_path, monkeypatch):
+    before = (fitted["run"] / "run.json").read_text()
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        fit_run(nwb_files, fitted["run"], config=CONFIG, epochs=1, **SETTINGS)
+    assert (fitted["run"] / "run.json").read_text() == before
+
+    run = tmp_path / "run"
+    fit_run(nwb_files, run, config=CONFIG, epochs=2, **SETTINGS)
+    (run / "notes.txt").write_text("mine")
+    # an overwriting fit interrupted before its first checkpoint leaves none of the old outputs
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "_run_epoch", _interrupt_first_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            fit_run(nwb_files, run, config=CONFIG.replace(model="poe"), epochs=1, overwrite=True, **SETTINGS)
+    assert read_run_info(run)["status"] == "running" and read_run_info(run)["model"]["model"] == "poe"
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "notes.txt", "run.json"]
+    assert not any((run / "checkpoints").iterdir())
+
+    fit_run(nwb_files, run, config=CONFIG.replace(model="poe"), epochs=1, overwrite=True, **SETTINGS)
+    info = read_run_info(run)
+    assert info["model"]["model"] == "poe" and info["fit"]["epochs_run"] == 1
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1]
+    assert (run / "notes.txt").read_text() == "mine"  # only the files a fit writes are removed
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ({"resume": True, "overwrite": True}, ConfigError, "exclude each other"),
+        ({"resume": True}, ConfigError, "nothing to resume"),
+        ({"filters": ["correct"]}, ConfigError, "filters must be a mapping"),
+        ({"filters": {"correct": [object()]}}, ConfigError, r"filters\['correct'\]"),
+        ({"window": (0.0,)}, ConfigError, "window must be 2 finite numbers"),
+        ({"split": (0.5, 0.5)}, ConfigError, "split must be 3 finite numbers"),
+        ({"patience": -1}, ConfigError, "patience"),
+        ({"epochs": 0}, ConfigError, "TrainingConfig.epochs"),
+        ({"config": "mmvm"}, ConfigError, "config must be a ModelConfig"),
+        ({"labels": ["odor", 3]}, ConfigError, "labels must be trials column names"),
+        ({"filters": {"correct": ["true"]}}, DataError, "no trials left after filters"),  # text is not a boolean
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(nwb_files, tmp_path, change, error, match):
+    run = tmp_path / "run"
+    with pytest.raises(error, match=match):
+        fit_run(nwb_files, run, **{**SETTINGS, "config": CONFIG, "epochs": 1, **change})
+    assert not run.exists()
+
+
+def test_overwrite_refuses_a_file(nwb_files, tmp_path):
+    path = tmp_path / "run"
+    path.write_text("not a run")
+    with pytest.raises(ConfigError, match="not a folder"):
+        fit_run(nwb_files, path, config=CONFIG, epochs=1, overwrite=True, **SETTINGS)
+    assert path.read_text() == "not a run"
