@@ -509,7 +509,8 @@ def _pairing_settings(
 
 
 def _training_settings(
-    *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, seed: int, device: str
+    *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, monitor: str, seed: int,
+    device: str,
 ) -> dict[str, Any]:
     """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
     from neurovamp.models.training import TrainingConfig
@@ -525,6 +526,7 @@ def _training_settings(
         "lr": lr,
         "patience": patience or None,
         "checkpoint_every": checkpoint_every,
+        "monitor": monitor,
     })
     TrainingConfig(**training, seed=seed, device=device)  # ConfigError naming the field
     return training
@@ -639,6 +641,7 @@ def fit_run(
     lr: float = 1e-3,
     patience: int | None = 20,
     checkpoint_every: int = 10,
+    monitor: str = "loss",
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,
@@ -680,6 +683,9 @@ def fit_run(
         Training options (see :class:`neurovamp.models.training.TrainingConfig`).
     patience
         Early-stopping patience in epochs; ``0`` or ``None`` trains all ``epochs``.
+    monitor
+        Validation term early stopping and best-weight restoring watch: ``"loss"`` (the
+        negative ELBO) or ``"rec"`` (reconstruction only; see ``docs/defaults.md``).
     seed
         Seed of the split, the pairing and the training.
     device
@@ -733,7 +739,7 @@ def fit_run(
                                      split=split, seed=seed, subwindow=subwindow, stride=stride),
     }
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                                  checkpoint_every=checkpoint_every, seed=seed, device=device)
+                                  checkpoint_every=checkpoint_every, monitor=monitor, seed=seed, device=device)
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])

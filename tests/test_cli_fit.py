@@ -127,6 +127,15 @@ def test_model_options_reach_run_json_and_the_model(nwb_files, tmp_path, capsys)
     assert read_run_info(run) == info
 
 
+def test_monitor_option_reaches_training(nwb_files, tmp_path):
+    run = tmp_path / "run"
+    assert main(fit_args(nwb_files, run, "--epochs", "3", "--monitor", "rec", "--checkpoint-every", "1")) == 0
+    info = read_run_info(run)
+    assert info["training"]["monitor"] == "rec" and info["fit"]["monitor"] == "val/rec"
+    history = pd.read_csv(run / "history.csv")
+    assert info["fit"]["best_epoch"] == int(history.loc[history["val/rec"].idxmin(), "epoch"])
+
+
 @pytest.mark.parametrize("hidden", [(), ("none",)])
 def test_hidden_without_widths_means_no_hidden_layer(nwb_files, tmp_path, hidden):
     run = tmp_path / "run"

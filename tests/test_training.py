@@ -234,22 +234,29 @@ class ScriptedValidation(torch.nn.Module):
     """A parameter pulled towards 1 in training; validation losses follow a script.
 
     ``snapshots[k]`` holds the weights at the end of epoch k + 1 (taken at its first
-    validation batch).
+    validation batch). With ``val_recs`` the module also reports a ``"rec"`` term
+    (scripted in validation; the training loss in training).
     """
 
-    def __init__(self, val_losses) -> None:
+    def __init__(self, val_losses, val_recs=None) -> None:
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.val_losses, self.snapshots, self._trained = list(val_losses), [], False
+        self.val_recs = None if val_recs is None else list(val_recs)
 
     def loss(self, xs, mask):
         if self.training:
             self._trained = True
-            return {"loss": ((self.w - 1.0) ** 2).sum() + 0.0 * xs[0].sum()}
+            loss = ((self.w - 1.0) ** 2).sum() + 0.0 * xs[0].sum()
+            return {"loss": loss} if self.val_recs is None else {"loss": loss, "rec": loss.detach()}
         if self._trained:
             self.snapshots.append(self.w.detach().clone())
             self._trained = False
-        return {"loss": torch.tensor(self.val_losses[len(self.snapshots) - 1])}
+        epoch = len(self.snapshots) - 1
+        out = {"loss": torch.tensor(self.val_losses[epoch])}
+        if self.val_recs is not None:
+            out["rec"] = torch.tensor(self.val_recs[epoch])
+        return out
 
 
 def test_early_stopping_restores_best_weights(paired):
@@ -270,3 +277,90 @@ def test_empty_validation_monitors_training_loss():
     history = trainer.fit()
     assert trainer.monitor == "train/loss"
     assert not any(key.startswith("val/") for key in history)
+
+
+# --------------------------------------------------------------------------- monitor
+# Validation loss is best at epoch 2, reconstruction at epoch 4 (their scripts disagree).
+VAL_LOSS = [5.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+VAL_REC = [9.0, 8.0, 7.0, 6.0, 6.5, 7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize("monitor, best, epochs_run", [("loss", 2, 4), ("rec", 4, 6)])
+def test_monitor_picks_best_epoch_and_patience_of_its_term(paired, monitor, best, epochs_run):
+    module = ScriptedValidation(VAL_LOSS, VAL_REC)
+    cfg = TrainingConfig(**{**CFG, "epochs": 8, "patience": 2, "lr": 0.1, "monitor": monitor})
+    trainer = Trainer(module, paired, cfg, progress=False)
+    history = trainer.fit()
+    assert trainer.monitor == f"val/{monitor}"
+    # patience 2 counts epochs without improvement of the monitored term only
+    assert history["epoch"] == list(range(1, epochs_run + 1))
+    assert trainer.stopped_early and trainer.best_epoch == best
+    assert trainer.best_score == (VAL_LOSS if monitor == "loss" else VAL_REC)[best - 1]
+    assert torch.equal(module.w.detach(), module.snapshots[best - 1])  # weights of the best epoch
+    others = [k for k in range(epochs_run) if k != best - 1]
+    assert all(not torch.equal(module.snapshots[best - 1], module.snapshots[k]) for k in others)
+
+
+def test_monitor_rec_on_the_vae_tracks_val_rec(paired):
+    module = new_module(paired)
+    trainer = Trainer(module, paired, TrainingConfig(**{**CFG, "epochs": 8, "monitor": "rec"}), progress=False)
+    history = trainer.fit()
+    recs = history["val/rec"]
+    assert trainer.best_score == min(recs)
+    assert trainer.best_epoch == 1 + int(np.argmin(recs))
+
+
+def test_monitor_validation_and_round_trip():
+    assert TrainingConfig().monitor == "loss"
+    cfg = TrainingConfig(**CFG, monitor="rec")
+    assert cfg.to_dict()["monitor"] == "rec"
+    assert TrainingConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    for bad in ("reg", "val/rec", "", None, 1):
+        with pytest.raises(ConfigError, match=r"TrainingConfig\.monitor must be one of \('loss', 'rec'\)"):
+            TrainingConfig(monitor=bad)
+
+
+def test_monitor_term_missing_from_module_raises(paired):
+    module = ScriptedValidation(VAL_LOSS)  # reports "loss" only
+    with pytest.raises(ConfigError, match=r"monitor='rec'.*no 'rec' term.*\['loss'\]"):
+        fit_module(module, paired, TrainingConfig(**{**CFG, "monitor": "rec"}), progress=False)
+
+
+def test_empty_validation_monitors_training_term():
+    data = pair_trials(tiny_tree(), by="odor", window=3, split=(1.0, 0.0, 0.0), seed=0)
+    trainer = Trainer(new_module(data), data, TrainingConfig(**{**CFG, "epochs": 3, "monitor": "rec"}),
+                      progress=False)
+    history = trainer.fit()
+    assert trainer.monitor == "train/rec"
+    assert trainer.best_score == min(history["train/rec"])
+
+
+def test_changing_monitor_on_resume_is_refused(tmp_path, paired):
+    fit_module(new_module(paired), paired, TrainingConfig(**{**CFG, "epochs": 2}), checkpoint_dir=tmp_path,
+               progress=False)
+    with pytest.raises(ConfigError, match=r"monitor: 'loss' -> 'rec'"):
+        fit_module(new_module(paired), paired, TrainingConfig(**{**CFG, "epochs": 4, "monitor": "rec"}),
+                   checkpoint_dir=tmp_path, resume=True, progress=False)
+
+
+def test_checkpoint_without_monitor_field_resumes(tmp_path, paired):
+    """A checkpoint written before ``monitor`` existed resumes as the run it was: monitor='loss'."""
+    cfg = dict(CFG, patience=3, checkpoint_every=1)
+    full = new_module(paired)
+    h_full = fit_module(full, paired, TrainingConfig(**cfg), checkpoint_dir=tmp_path / "a", progress=False)
+
+    fit_module(new_module(paired), paired, TrainingConfig(**{**cfg, "epochs": 3}), checkpoint_dir=tmp_path / "b",
+               progress=False)
+    path = tmp_path / "b" / CHECKPOINT_NAME
+    old = torch.load(path, weights_only=True)
+    del old["config"]["monitor"]  # as written by the engine before the field existed
+    torch.save(old, path)
+    with pytest.raises(ConfigError, match=r"monitor: 'loss' -> 'rec'"):
+        fit_module(new_module(paired), paired, TrainingConfig(**{**cfg, "monitor": "rec"}),
+                   checkpoint_dir=tmp_path / "b", resume=True, progress=False)
+    resumed = new_module(paired, seed=99)
+    h_resumed = fit_module(resumed, paired, TrainingConfig(**cfg), checkpoint_dir=tmp_path / "b", resume=True,
+                           progress=False)
+    assert h_resumed == h_full
+    assert_same_params(params(resumed), params(full))
+    assert load_checkpoint(tmp_path / "b")["config"]["monitor"] == "loss"

@@ -98,6 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--batch-size", type=int, default=128, metavar="N", help="samples per batch (default: 128)")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     train.add_argument("--patience", type=int, default=20, metavar="N", help="early-stopping patience in epochs; 0 disables (default: 20)")
+    train.add_argument(
+        "--monitor", choices=("loss", "rec"), default="loss",
+        help="validation term early stopping watches: the whole loss or reconstruction only (default: loss)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default: 10)")
     train.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, pairing and training (default: 0)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
@@ -172,6 +176,7 @@ def fit_command(args: argparse.Namespace) -> int:
         strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
         subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,
+        monitor=args.monitor,
         seed=args.seed, device=args.device, overwrite=args.overwrite, resume=args.resume,
         progress=not args.no_progress, recordings=tree,
     )

@@ -1,8 +1,13 @@
-"""Training engine: Adam, early stopping on the validation loss, checkpoints, resume.
+"""Training engine: Adam, early stopping on a validation loss term, checkpoints, resume.
 
 The engine trains any :class:`torch.nn.Module` that exposes
 ``loss(xs, mask) -> dict[str, Tensor]`` (with a scalar ``"loss"`` entry, the quantity
 minimised) on the batches of a :class:`~neurovamp.data.pairing.PairedData`.
+
+Early stopping and best-weight restoring watch one term of the validation losses,
+chosen by :attr:`TrainingConfig.monitor`: ``"loss"`` (the minimised objective, for a
+VAE the negative ELBO) or ``"rec"`` (the reconstruction term alone). With an empty
+validation split the same term of the training losses is watched.
 
 Determinism
 -----------
@@ -25,12 +30,13 @@ with ``torch.load(weights_only=True)``; it holds only tensors and plain Python v
     model_state      module.state_dict() after that epoch (not the best weights)
     optimizer_state  Adam state_dict
     history          dict of lists (see :func:`Trainer.history`)
-    best_state       state_dict with the best monitored loss so far (or None)
+    best_state       state_dict with the best monitored term so far (or None)
     best_epoch       epoch of best_state (0 when none)
-    best_score       its monitored loss (inf when none)
+    best_score       its monitored term (inf when none)
     bad_epochs       epochs since the last improvement (early-stopping counter)
     stopped          whether early stopping ended the run
-    config           TrainingConfig.to_dict()
+    config           TrainingConfig.to_dict() (checkpoints written before the
+                     ``monitor`` field existed lack it; they monitored ``"loss"``)
     rng              {"torch": ByteTensor, "cuda": [ByteTensor, ...]} at the end of the
                      epoch (restored on resume; every epoch reseeds from (seed, epoch))
 """
@@ -59,6 +65,7 @@ __all__ = [
     "resolve_device",
     "load_checkpoint",
     "CHECKPOINT_NAME",
+    "MONITOR_TERMS",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -66,6 +73,11 @@ _CHECKPOINT_FORMAT = "neurovamp-checkpoint"
 _CHECKPOINT_VERSION = 1
 # Fields that may differ between a run and its resumption without breaking determinism.
 _RESUMABLE_CHANGES = ("epochs", "patience", "checkpoint_every", "device")
+# Values of fields added after version 1 checkpoints were first written: what those
+# checkpoints' runs did (not the current defaults), so resuming them compares correctly.
+_LEGACY_CONFIG = {"monitor": "loss"}
+MONITOR_TERMS = ("loss", "rec")
+"""Loss terms early stopping may watch (:attr:`TrainingConfig.monitor`)."""
 
 
 @dataclasses.dataclass
@@ -83,13 +95,18 @@ class TrainingConfig:
     weight_decay
         Adam (L2) weight decay.
     patience
-        Stop when the monitored loss (validation loss; the training loss when the
-        validation split is empty) has not improved for this many epochs; ``None``
-        trains all ``epochs``.
+        Stop when the monitored term (see ``monitor``) has not improved for this many
+        epochs; ``None`` trains all ``epochs``.
     min_delta
-        Smallest decrease of the monitored loss that counts as an improvement.
+        Smallest decrease of the monitored term that counts as an improvement.
     restore_best
-        Load the weights of the best epoch (by the monitored loss) when training ends.
+        Load the weights of the best epoch (by the monitored term) when training ends.
+    monitor
+        Loss term that early stopping and ``restore_best`` watch, one of
+        :data:`MONITOR_TERMS`: ``"loss"`` (the minimised objective; for a VAE the
+        negative ELBO, reconstruction + beta * regulariser) or ``"rec"`` (the
+        reconstruction term as the module reports it). The validation split's value is
+        watched; the training split's when the validation split is empty.
     max_grad_norm
         Clip the global gradient norm to this value; ``None`` disables clipping.
     seed
@@ -117,6 +134,7 @@ class TrainingConfig:
     device: str = "auto"
     checkpoint_every: int = 10
     explode_factor: float | None = 1e4
+    monitor: str = "loss"
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False) -> None:
@@ -156,6 +174,8 @@ class TrainingConfig:
         if not isinstance(self.device, str):
             self.device = str(self.device)
         _parse_device_name(self.device)
+        if not isinstance(self.monitor, str) or self.monitor not in MONITOR_TERMS:
+            raise ConfigError(f"TrainingConfig.monitor must be one of {MONITOR_TERMS}, got {self.monitor!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy of the settings.
@@ -369,13 +389,16 @@ class Trainer:
     device : torch.device
         Where the module and the data live during training.
     best_epoch : int
-        Epoch with the lowest monitored loss (0 before any epoch).
+        Epoch with the lowest monitored term (0 before any epoch).
+    best_score : float
+        That epoch's monitored term (``inf`` before any epoch).
     epochs_run : int
         Completed epochs (including those before a resume).
     stopped_early : bool
         Whether early stopping ended training.
     monitor : str
-        History column used for early stopping (``"val/loss"`` or ``"train/loss"``).
+        History column used for early stopping: ``"val/<config.monitor>"``, or
+        ``"train/<config.monitor>"`` when the validation split is empty.
     """
 
     def __init__(
@@ -405,7 +428,8 @@ class Trainer:
         if self._train.n_samples == 0:
             raise DataError("the training split has no samples; check the pairing, filters and split fractions")
         self._val = TensorBatcher(paired, "val", device=self.device)
-        self.monitor = "val/loss" if self._val.n_samples > 0 else "train/loss"
+        split = "val" if self._val.n_samples > 0 else "train"
+        self.monitor = f"{split}/{self.config.monitor}"
         self._history: dict[str, list] = {"epoch": []}
         self.best_epoch = 0
         self.best_score = math.inf
@@ -548,9 +572,31 @@ class Trainer:
         self.epochs_run = epoch
         self._best_train_loss = min(self._best_train_loss, train_terms["loss"])
 
-        score = val_terms["loss"] if val_terms else train_terms["loss"]
+        score = self._monitored_score(epoch, val_terms if val_terms else train_terms)
+        self._update_early_stopping(epoch, score)
+        postfix = {"epoch": epoch, "loss": f"{train_terms['loss']:.4g}"}
+        if val_terms:
+            postfix["val"] = f"{val_terms['loss']:.4g}"
+        if cfg.monitor != "loss":
+            postfix[self.monitor] = f"{score:.4g}"
+        bar.set_postfix(postfix, refresh=False)
+
+    def _monitored_score(self, epoch: int, terms: Mapping[str, float]) -> float:
+        """The epoch's value of the monitored term (``terms`` of the watched split)."""
+        name = self.config.monitor
+        if name not in terms:
+            raise ConfigError(
+                f"TrainingConfig.monitor={name!r}, but {type(self.module).__name__}.loss() reports no "
+                f"{name!r} term (it reports {sorted(terms)}); use monitor='loss'"
+            )
+        score = terms[name]
         if not math.isfinite(score):
             raise TrainingError(f"epoch {epoch}: non-finite {self.monitor} ({score}){self._checkpoint_note()}")
+        return score
+
+    def _update_early_stopping(self, epoch: int, score: float) -> None:
+        """Keep the best epoch (and its weights), count epochs without improvement."""
+        cfg = self.config
         if score < self.best_score - cfg.min_delta:
             self.best_score = score
             self.best_epoch = epoch
@@ -561,10 +607,6 @@ class Trainer:
             self.bad_epochs += 1
             if cfg.patience is not None and self.bad_epochs >= cfg.patience:
                 self.stopped_early = True
-        postfix = {"epoch": epoch, "loss": f"{train_terms['loss']:.4g}"}
-        if val_terms:
-            postfix["val"] = f"{val_terms['loss']:.4g}"
-        bar.set_postfix(postfix, refresh=False)
 
     def _train_batches(
         self, generator: torch.Generator, epoch: int
@@ -660,7 +702,7 @@ class Trainer:
             torch.save(payload, tmp)
 
     def _load(self, state: Mapping[str, Any]) -> None:
-        saved = dict(state.get("config", {}))
+        saved = {**_LEGACY_CONFIG, **dict(state.get("config", {}))}
         current = self.config.to_dict()
         changed = sorted(
             key for key in current if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != current[key]
