@@ -268,6 +268,11 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
                 f"{out_dir}: holds a demo run with different settings ({', '.join(changed)}); "
                 "pass --overwrite to replace it or choose another --out"
             )
+        if previous.get("model_defaults") != _model_defaults():
+            raise OutputExistsError(
+                f"{out_dir}: holds a demo run made with other default model settings (an older neurovamp); "
+                "pass --overwrite to replace it or choose another --out"
+            )
         if previous.get("status") == "complete":
             same = list(old_models or []) == list(settings.models)
             raise OutputExistsError(
@@ -286,11 +291,19 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
         "version": DEMO_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": settings.to_dict(),
+        "model_defaults": _model_defaults(),
         "status": "running",
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_json(marker, info)
     return info
+
+
+def _model_defaults() -> dict[str, Any]:
+    """neurovamp's default model settings, which every demo fit uses."""
+    from neurovamp.models.config import ModelConfig
+
+    return ModelConfig().to_dict()
 
 
 def _run_complete(run_dir: Path) -> bool:
@@ -557,8 +570,7 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     model.check_compatible(paired)
     metrics = evaluate_model(model, paired, labels=list(s.decode_labels), seed=s.seed)
     fit = dict(read_run_info(run_dir).get("fit") or {})
-    if fit_seconds is not None or "seconds" not in fit:  # a reused run keeps the time run.json recorded
-        fit["seconds"] = fit_seconds
+    fit.setdefault("seconds", fit_seconds)  # run.json's model.fit time; the wall time only for older runs
     metrics["fit"] = fit
     truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}

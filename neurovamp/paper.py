@@ -789,6 +789,11 @@ def _prepare_run_dir(run_dir: Path, release_dir: Path, config: PaperConfig, over
                 f"{run_dir}: holds a paper run with other settings ({', '.join(differ)} differ); "
                 "choose another --out or pass --overwrite"
             )
+        if "neurovamp" in config.presets and info.get("model_defaults") != _model_defaults():
+            raise OutputExistsError(
+                f"{run_dir}: neurovamp's default model settings have changed since this run started, so its "
+                "fits would mix two models; choose another --out or pass --overwrite"
+            )
         if (run_dir / "report.md").exists():
             raise OutputExistsError(
                 f"{run_dir}: this paper run is complete (report.md exists); pass --overwrite to run it again"
@@ -808,7 +813,15 @@ def _run_info(release_dir: Path, config: PaperConfig, status: str) -> dict[str, 
         "status": status,
         "release": str(release_dir.resolve()),
         "config": config.to_dict(),
+        "model_defaults": _model_defaults(),
     }
+
+
+def _model_defaults() -> dict[str, Any]:
+    """neurovamp's default model settings (the ``"neurovamp"`` preset) as this version has them."""
+    from neurovamp.models.config import ModelConfig
+
+    return ModelConfig().to_dict()
 
 
 # --------------------------------------------------------------------------- the run
@@ -1048,15 +1061,17 @@ def _torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
-def _defaults_text() -> str:
-    """One report line describing neurovamp's default model settings."""
-    from neurovamp.models.config import ModelConfig
-
-    c = ModelConfig()
-    hidden = ", ".join(str(w) for w in c.hidden) or "none"
+def _defaults_text(fits: Sequence[Mapping[str, Any]]) -> str:
+    """One report line describing the model settings of the ``"neurovamp"``-preset fits."""
+    configs = [f["model_config"] for f in fits if f.get("preset") == "neurovamp" and f.get("model_config")]
+    if not configs:
+        return "**neurovamp**: neurovamp's default model settings"
+    c = configs[0]
+    hidden = ", ".join(str(w) for w in c.get("hidden", [])) or "none"
     return (
-        f"**neurovamp**: neurovamp's defaults: latent dimension {c.latent_dim}, {c.likelihood} likelihood on "
-        f"counts, encoder hidden layer(s) of {hidden} units, {c.decoder} decoder, Adam lr 1e-3, batch 128"
+        f"**neurovamp**: neurovamp's defaults: latent dimension {c.get('latent_dim')}, {c.get('likelihood')} "
+        f"likelihood on counts, encoder hidden layer(s) of {hidden} units, {c.get('decoder')} decoder, "
+        "Adam lr 1e-3, batch 128"
     )
 
 
@@ -1217,7 +1232,7 @@ def write_report(metrics: Mapping[str, Any], path: str | os.PathLike, *, overwri
             )
             + ", encoder and decoder MLPs as wide as the input, Adam lr 1e-3, batch 128"
         ),
-        "neurovamp": _defaults_text(),
+        "neurovamp": _defaults_text(metrics.get("fits", [])),
     }
     report.bullets([presets_text[p] for p in config["presets"]])
     report.paragraph(

@@ -558,32 +558,57 @@ def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Ma
     })
 
 
-def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> None:
-    """A resumed run must load, pair and model the data as the interrupted one did."""
+# Training settings that may change when a run is resumed (as the training engine allows),
+# and the value a setting added later had in runs written before it existed.
+_RESUMABLE_TRAINING = ("epochs", "patience", "checkpoint_every", "device")
+_LEGACY_TRAINING = {"monitor": "loss"}
+
+
+def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A resumed run must load, pair, model and train on the data as the interrupted one did.
+
+    Checked before anything is written, so a refused resume leaves the run folder as it
+    was. Returns the interrupted run's description (None when it has no run.json).
+    """
     if not (run_dir / RUN_FILE).is_file():
-        return
+        return None
     previous = read_run_info(run_dir)
+    before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model", "training")}
+    before["training"] = {**_LEGACY_TRAINING, **before["training"]}
     changed = [
         f"{section}.{key}"
-        for section in ("data", "pairing", "model")
-        for key in set(info[section]) | set(previous.get(section, {}))
-        if previous.get(section, {}).get(key) != info[section].get(key)
+        for section in before
+        for key in set(info[section]) | set(before[section])
+        if not (section == "training" and key in _RESUMABLE_TRAINING)
+        and before[section].get(key) != info[section].get(key)
     ]
     if changed:
         raise ConfigError(
             f"{run_dir}: resume (CLI: --resume) with different settings than the interrupted run "
             f"({', '.join(sorted(changed))}); use the same settings, or overwrite (CLI: --overwrite) to start afresh"
         )
+    return previous
 
 
 def _remove_outputs(run_dir: Path) -> None:
-    """Delete the outputs of an earlier run in ``run_dir`` (only the files a fit writes)."""
+    """Delete the outputs of an earlier run in ``run_dir`` (only the files a fit writes).
+
+    A ``model/`` folder is deleted only when ``run.json`` says the folder is a neurovamp
+    run: overwrite never removes a folder of somebody else's.
+    """
     from neurovamp.models.training import CHECKPOINT_NAME
 
+    if (run_dir / MODEL_DIR).is_dir():
+        try:
+            read_run_info(run_dir)
+        except DataError as exc:
+            raise ConfigError(
+                f"{run_dir}: has a {MODEL_DIR}/ folder but is not a neurovamp run ({exc}); overwrite "
+                f"(CLI: --overwrite) refuses to delete it; choose another run folder"
+            ) from exc
+        shutil.rmtree(run_dir / MODEL_DIR)
     for name in (RUN_FILE, HISTORY_FILE, LOSS_PLOT, f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}"):
         (run_dir / name).unlink(missing_ok=True)
-    if (run_dir / MODEL_DIR).is_dir():
-        shutil.rmtree(run_dir / MODEL_DIR)
 
 
 def _start_run(run_dir: Path, info: Mapping[str, Any], *, overwrite: bool) -> None:
@@ -744,7 +769,9 @@ def fit_run(
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
     if resume:
-        _check_resumable(run_dir, info)
+        previous = _check_resumable(run_dir, info)
+        if previous is not None and "created" in previous:
+            info["created"] = previous["created"]
     _start_run(run_dir, info, overwrite=overwrite)
     start = time.perf_counter()
     model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,

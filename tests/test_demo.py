@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import re
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -164,6 +165,15 @@ def test_complete_demo_is_never_overwritten(demo, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(demo_args(out, "--seed", "3")) == 2  # other settings: refused too
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    # a demo made with other default model settings (an older neurovamp) is not reused
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    info = json.loads((older / "demo.json").read_text())
+    info["status"] = "running"
+    info["model_defaults"]["decoder"] = "linear"
+    (older / "demo.json").write_text(json.dumps(info))
+    assert main(demo_args(older)) == 2
+    assert "other default model settings" in capsys.readouterr().err
     # a folder that is not a demo is refused even with --overwrite
     other = tmp_path / "mine"
     other.mkdir()

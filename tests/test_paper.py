@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from neurovamp.cli import main
-from neurovamp.errors import ConfigError
+from neurovamp.errors import ConfigError, OutputExistsError
+from neurovamp.models.config import ModelConfig
 from neurovamp.paper import PAPER_WINDOW_STARTS, PaperConfig, read_paper_metrics
 
 RATS = ("Barat", "Buchanan", "Mitt", "Stella", "SuperChris")
@@ -217,6 +218,20 @@ def test_unfinished_run_resumes_skipping_done_fits(finished_run, release, tmp_pa
     assert after["rats"] == before["rats"] and after["evaluation"] == before["evaluation"]
     assert metrics["resumed"] is True and metrics["n_fits"] == 4
     assert (run / "report.md").is_file()
+
+
+def test_resume_is_refused_when_the_default_model_settings_changed(release, tmp_path):
+    from neurovamp.paper import run_paper
+
+    config = PaperConfig(models=("mmvm",), presets=("neurovamp",), seeds=(0,), epochs=1, folds=2, threads=1)
+    run = tmp_path / "run"
+    run.mkdir()
+    # an unfinished run started by a version whose defaults had a linear decoder
+    info = {"format": "neurovamp-paper-run", "version": 1, "status": "running", "release": str(release),
+            "config": config.to_dict(), "model_defaults": {**ModelConfig().to_dict(), "decoder": "linear"}}
+    (run / "paper.json").write_text(json.dumps(info))
+    with pytest.raises(OutputExistsError, match="default model settings have changed"):
+        run_paper(release, run, config, progress=False)
 
 
 def test_worker_process_fit_matches_in_process_fit(finished_run, tmp_path):

@@ -106,13 +106,35 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp
     with pytest.raises(ConfigError, match=r"different settings.*pairing\.seed"):
         fit_run(nwb_files, part, **{**kwargs, "seed": 2}, resume=True)
     assert read_run_info(part)["status"] == "running"
+    created = read_run_info(part)["created"]
 
     resumed = fit_run(nwb_files, part, **kwargs, resume=True)
+    assert read_run_info(part)["created"] == created  # the run keeps its creation time
     pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(tmp_path / "full" / "history.csv"))
     assert read_run_info(part)["fit"]["epochs_run"] == 4
     loaded, paired, _ = load_run(part, device="cpu")
     xr.testing.assert_identical(loaded.latents(paired, "rat1"), full.latents(paired, "rat1"))
     xr.testing.assert_identical(resumed.latents(paired, "rat3"), full.latents(paired, "rat3"))
+
+
+@pytest.mark.parametrize(("change", "field"), [({"lr": 1e-2}, "training.lr"), ({"monitor": "rec"}, "training.monitor"),
+                                             ({"batch_size": 16}, "training.batch_size")])
+def test_a_refused_resume_leaves_a_finished_run_intact(fitted, nwb_files, change, field):
+    before = (fitted["run"] / "run.json").read_text()
+    with pytest.raises(ConfigError, match=rf"different settings.*{field}"):
+        fit_run(nwb_files, fitted["run"], config=CONFIG, epochs=5, filters={"correct": [True]},
+                **{**SETTINGS, **change}, resume=True)
+    assert (fitted["run"] / "run.json").read_text() == before
+    load_run(fitted["run"], device="cpu")  # still a complete, loadable run
+
+
+def test_overwrite_never_deletes_a_foreign_model_folder(nwb_files, tmp_path):
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "weights.bin").write_bytes(b"precious")
+    with pytest.raises(ConfigError, match="not a neurovamp run"):
+        fit_run(nwb_files, out, config=CONFIG, epochs=1, overwrite=True, **SETTINGS)
+    assert (out / "model" / "weights.bin").read_bytes() == b"precious"
 
 
 def _interrupt_first_epoch(self, epoch, bar):

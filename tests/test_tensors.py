@@ -194,3 +194,18 @@ def test_bad_inputs(tree):
         batcher.batches(0)
     with pytest.raises(ConfigError, match="epoch"):
         batcher.batches(4, epoch=-1)
+
+
+def test_for_split_shares_device_memory_and_equals_a_fresh_batcher(tree):
+    paired = pair_trials(tree, strategy="resample", window=10, stride=3, seed=1)
+    train = TensorBatcher(paired, "train")
+    val = train.for_split("val")
+    fresh = TensorBatcher(paired, "val")
+    assert val.split == "val" and train.split == "train" and val.n_samples == fresh.n_samples
+    assert all(a.data_ptr() == b.data_ptr() for a, b in zip(val._tables, train._tables))  # one copy
+    for epoch in (0, 3):
+        (xs_a, mask_a), (xs_b, mask_b) = val.all(epoch), fresh.all(epoch)
+        assert torch.equal(mask_a, mask_b) and all(torch.equal(a, b) for a, b in zip(xs_a, xs_b))
+    assert train.all(0)[0][0].shape[0] == train.n_samples  # the original is unchanged
+    with pytest.raises(ConfigError, match="split"):
+        train.for_split("validation")

@@ -59,9 +59,11 @@ settings. Draws of different trials are independent, so the interval of
 :func:`impute_condition_mean` (a mean over many trials) is narrower than a single trial's
 and narrows as trials are added; the trial-to-trial spread stays in ``rates_sd``. The band
 says nothing about model misfit, only about the posterior over the latent. Its ends are
-Monte-Carlo estimates: use a few hundred draws for a 95 % interval. Memory: one source's
-draws, ``4 * K * trials * units * bins`` bytes, are held at a time (for
-:func:`impute_condition_mean`, about 128 MB at most: trials are drawn in chunks).
+Monte-Carlo estimates: use a few hundred draws for a 95 % interval. Memory:
+:func:`impute` keeps every source's draws of the selected trials (float32,
+``4 * K * trials * units * bins`` bytes per source) and combines them in blocks of
+about 64 MB; :func:`impute_condition_mean` draws trials in blocks of about 64 MB and keeps
+only their running sum.
 
 Units: rates are returned in **Hz** (expected spikes per second: expected count per bin
 divided by the bin size); :mod:`neurovamp.analysis.metrics` wants expected counts per
@@ -95,7 +97,7 @@ COMBINES: tuple[str, ...] = ("mixture", "geometric")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 _LOG_EPS = 1e-6  # Hz, floor of the geometric mean's logarithm
-_DRAW_BUDGET = 2**24  # values per block of posterior draws (float32: 64 MB)
+_DRAW_BUDGET = 2**24  # values per block of posterior draws (64 MB as float32)
 
 
 # --------------------------------------------------------------------------- input handling
@@ -471,7 +473,10 @@ def _generate_hz(
     else:
         expected = model.generate(modality, source, target)
     bin_size = float(expected.attrs.get("bin_size") or modality.attrs["bin_size"])
-    rates = expected.astype(np.float64) / bin_size
+    if n_samples:  # posterior draws stay float32: there are K of them per trial
+        rates = expected / np.float32(bin_size)
+    else:
+        rates = expected.astype(np.float64) / bin_size
     if "time_from_event" in rates.coords and rates["time_from_event"].dims == ("time",):
         rates = rates.assign_coords(time=np.asarray(rates["time_from_event"].values, dtype=float)).drop_vars(
             "time_from_event"
@@ -600,7 +605,7 @@ def _sample_band(
     for a in range(0, n, step):
         block = rows[a : a + step]
         present = (block >= 0).T  # (source, sample)
-        stack = np.zeros((len(sources), k, block.shape[0]) + shape)
+        stack = np.zeros((len(sources), k, block.shape[0]) + shape, dtype=np.float32)
         for j, source in enumerate(sources):
             has = present[j]
             if has.any():

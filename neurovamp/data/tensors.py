@@ -10,6 +10,7 @@ is then one gather per animal (row ``row_of_pair * n_windows + window``), flatte
 
 from __future__ import annotations
 
+import copy
 import numbers
 from collections.abc import Iterator
 
@@ -95,6 +96,29 @@ class TensorBatcher:
         self._rows: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
         self._epoch_tensors(0)
+
+    def for_split(self, split: str) -> TensorBatcher:
+        """A batcher of another split of the same data, sharing this one's device memory.
+
+        The counts (and the sub-window tables) are copied to the device once and used by
+        both batchers; only the split's pairs and masks are new.
+
+        Parameters
+        ----------
+        split
+            ``"train"``, ``"val"`` or ``"test"``.
+
+        Returns
+        -------
+        TensorBatcher
+        """
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
+        other = copy.copy(self)
+        other.split = split
+        other._epoch, other._rows, other._mask = None, None, None
+        other._epoch_tensors(0)
+        return other
 
     # -- sizes ---------------------------------------------------------------------------
     @property

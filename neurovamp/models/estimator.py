@@ -110,8 +110,8 @@ def _check_seed(seed: Any) -> int | None:
     """``seed`` as None or a non-negative int, or ConfigError naming it."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be None or a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
     return int(seed)
 
 
@@ -773,7 +773,8 @@ class MultiAnimalModel:
             dims = ("sample", "trial", "unit", "time")
             coords = {"sample": np.arange(n_samples), **self._generation_coords(da, target)}
             attrs.update(n_samples=n_samples, seed=int(generator.initial_seed()))
-        return xr.DataArray(out.astype(np.float32), dims=dims, coords=coords, name="expected_counts", attrs=attrs)
+        return xr.DataArray(out.astype(np.float32, copy=False), dims=dims, coords=coords, name="expected_counts",
+                            attrs=attrs)
 
     def _decode_posterior_mean(self, vae: MultiAnimalVAE, x: np.ndarray, s: int, t: int) -> np.ndarray:
         """Target's expected (normalised) values at the source's posterior means, ``(rows, D_t)``."""

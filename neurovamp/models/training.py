@@ -30,7 +30,8 @@ with ``torch.load(weights_only=True)``; it holds only tensors and plain Python v
     model_state      module.state_dict() after that epoch (not the best weights)
     optimizer_state  Adam state_dict
     history          dict of lists (see :func:`Trainer.history`)
-    best_state       state_dict with the best monitored term so far (or None)
+    best_state       state_dict with the best monitored term so far (None before the
+                     first epoch and whenever ``restore_best`` is false)
     best_epoch       epoch of best_state (0 when none)
     best_score       its monitored term (inf when none)
     bad_epochs       epochs since the last improvement (early-stopping counter)
@@ -427,7 +428,7 @@ class Trainer:
         self._train = TensorBatcher(paired, "train", device=self.device)
         if self._train.n_samples == 0:
             raise DataError("the training split has no samples; check the pairing, filters and split fractions")
-        self._val = TensorBatcher(paired, "val", device=self.device)
+        self._val = self._train.for_split("val")  # shares the counts on the device
         split = "val" if self._val.n_samples > 0 else "train"
         self.monitor = f"{split}/{self.config.monitor}"
         self._history: dict[str, list] = {"epoch": []}
@@ -477,7 +478,9 @@ class Trainer:
         ------
         TrainingError
             On a non-finite or exploding loss or gradient; the message names the epoch
-            and the loss term, and the last good checkpoint is left in place.
+            and the loss term, and the last good checkpoint is left in place. The
+            module's weights are left as they were when training stopped (after a bad
+            gradient, non-finite): reload the checkpoint to continue from good weights.
         ConfigError
             If ``resume`` is asked without a checkpoint folder, or the checkpoint was
             written with incompatible settings.
@@ -535,6 +538,8 @@ class Trainer:
             terms = self.module.loss(xs, mask)
             loss = terms["loss"]
             values = _term_values(terms)  # one device sync for every term
+            if not n_total:
+                self._monitored_score(epoch, values, check_only=True)  # fail on the first batch, not after an epoch
             value = values["loss"]
             if not math.isfinite(value):
                 raise TrainingError(self._nonfinite_message(epoch, terms))
@@ -581,9 +586,11 @@ class Trainer:
             postfix[self.monitor] = f"{score:.4g}"
         bar.set_postfix(postfix, refresh=False)
 
-    def _monitored_score(self, epoch: int, terms: Mapping[str, float]) -> float:
+    def _monitored_score(self, epoch: int, terms: Mapping[str, float], check_only: bool = False) -> float:
         """The epoch's value of the monitored term (``terms`` of the watched split)."""
         name = self.config.monitor
+        if check_only and name in terms:
+            return terms[name]
         if name not in terms:
             raise ConfigError(
                 f"TrainingConfig.monitor={name!r}, but {type(self.module).__name__}.loss() reports no "
@@ -725,7 +732,8 @@ class Trainer:
                 f"was it written for a different model or data?"
             ) from exc
         self._history = {key: list(values) for key, values in state["history"].items()}
-        self._best_state = state.get("best_state")
+        best = state.get("best_state")  # loaded onto the training device; kept on the CPU
+        self._best_state = _state_to_cpu(best) if best is not None else None
         self.best_epoch = int(state["best_epoch"])
         self.best_score = float(state["best_score"])
         self.bad_epochs = int(state["bad_epochs"])
