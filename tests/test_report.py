@@ -105,3 +105,13 @@ def test_report_writes_atomically_with_relative_images(tmp_path):
     assert "More." in (tmp_path / "report.md").read_text()
     assert column_title("shared_decoding_odor") == "odor shared decoding"
     assert column_title("raw_decoding_position") == "position decoding from raw counts"
+
+
+def test_in_sample_alignment_is_not_tabulated():
+    held_out = metrics("mmvm", [0.6] * 3, [0.5] * 3, [0.1] * 3, [0.3] * 3, [0.9] * 3, ALIGN)
+    in_sample = metrics("poe", [0.6] * 3, [0.5] * 3, [0.1] * 3, [0.3] * 3, [0.9] * 3, ALIGN)
+    held_out["alignment"]["cross_validated"] = True
+    in_sample["alignment"]["cross_validated"] = False  # R² of a map with as many parameters as points
+    table = comparison_table({"mmvm": held_out, "poe": in_sample})
+    assert table.at["mmvm", "alignment_r2"] == pytest.approx(0.7)
+    assert math.isnan(table.at["poe", "alignment_r2"])

@@ -110,10 +110,10 @@ def test_same_seed_same_result_and_global_rng_untouched(paired):
     assert torch.equal(torch.get_rng_state(), state)
 
 
-@pytest.mark.parametrize("strategy", ["truncate", "resample"])
-def test_resume_equals_uninterrupted(tmp_path, strategy):
+@pytest.mark.parametrize(("strategy", "restore_best"), [("truncate", True), ("resample", True), ("truncate", False)])
+def test_resume_equals_uninterrupted(tmp_path, strategy, restore_best):
     data = pair_trials(tiny_tree(), by="odor", window=3, strategy=strategy, seed=1)
-    cfg = dict(CFG, patience=3, checkpoint_every=2)
+    cfg = dict(CFG, patience=3, checkpoint_every=2, restore_best=restore_best)
     full = new_module(data)
     h_full = fit_module(full, data, TrainingConfig(**cfg), checkpoint_dir=tmp_path / "a", progress=False)
 
@@ -128,6 +128,10 @@ def test_resume_equals_uninterrupted(tmp_path, strategy):
     a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
     assert_same_params(a["model_state"], b["model_state"])
     assert a["best_epoch"] == b["best_epoch"]
+    assert (a["best_state"] is None) == (b["best_state"] is None) == (not restore_best)
+    if restore_best:  # kept in reused CPU buffers across improving epochs and the resume
+        assert_same_params(a["best_state"], b["best_state"])
+        assert all(v.device.type == "cpu" for v in b["best_state"].values())
 
 
 def test_checkpoint_contents_weights_only(tmp_path, paired):
@@ -364,3 +368,15 @@ def test_checkpoint_without_monitor_field_resumes(tmp_path, paired):
     assert h_resumed == h_full
     assert_same_params(params(resumed), params(full))
     assert load_checkpoint(tmp_path / "b")["config"]["monitor"] == "loss"
+
+
+def test_parameter_check_is_exact_when_a_sum_overflows():
+    from neurovamp.models.training import _parameters_finite
+
+    module = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        module.weight.fill_(3e38)  # finite, but the float32 sum overflows to inf
+    assert _parameters_finite(module)
+    with torch.no_grad():
+        module.bias[1] = float("nan")
+    assert not _parameters_finite(module)
