@@ -263,7 +263,7 @@ def test_posterior_samples_are_seeded_and_leave_the_global_rng_alone(fitted, pai
         with pytest.raises(ConfigError, match="n_samples must be a non-negative integer"):
             fitted.generate(source, "ratA", "ratB", n_samples=bad)
     for bad in (-3, "zero", 1.0, 2**64):
-        with pytest.raises(ConfigError, match=r"seed must be None or an integer in \[0, 2\*\*63\)"):
+        with pytest.raises(ConfigError, match=r"seed must be None or an integer in \[0, 2\*\*64\)"):
             fitted.generate(source, "ratA", "ratB", n_samples=2, seed=bad)
 
 

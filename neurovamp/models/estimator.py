@@ -110,8 +110,8 @@ def _check_seed(seed: Any) -> int | None:
     """``seed`` as None or a non-negative int, or ConfigError naming it."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
-        raise ConfigError(f"seed must be None or an integer in [0, 2**63), got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        raise ConfigError(f"seed must be None or an integer in [0, 2**64), got {seed!r}")
     return int(seed)
 
 
