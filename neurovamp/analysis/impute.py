@@ -692,10 +692,7 @@ def impute(
     combine = _check_combine(combine)
     n_draws, level = _check_sampling(n_samples, level, seed)
     mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
-    selected = {
-        s: select_trials(mods[s], resolved, paired.trial_split[s] if paired is not None else None, split)
-        for s in sources
-    }
+    selected = {s: _selected_rows(mods, paired, s, resolved, split) for s in sources}
     if not any(rows.size for rows in selected.values()):
         raise DataError(_nothing_selected(sources, condition, split))
     if paired is not None:
