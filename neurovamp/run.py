@@ -40,7 +40,7 @@ from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, load_recordings
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import PairedData, pair_trials
-from neurovamp.errors import ConfigError, DataError
+from neurovamp.errors import ConfigError, DataError, OutputExistsError, TrainingError
 
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
@@ -402,10 +402,25 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
         return run_dir
+    from neurovamp.models.training import CHECKPOINT_NAME
+
+    if not overwrite and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file() and _status(run_dir) != "complete":
+        raise OutputExistsError(
+            f"{run_dir}: holds an unfinished fit; continue it with resume=True (CLI: --resume), or start afresh "
+            "with overwrite=True (CLI: --overwrite)"
+        )
     check_writable(run_dir, overwrite=overwrite)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder; remove it or choose another run folder (--out)")
     return run_dir
+
+
+def _status(run_dir: Path) -> str | None:
+    """The ``status`` of ``run_dir/run.json`` (None when it is missing or unreadable)."""
+    try:
+        return read_run_info(run_dir).get("status")
+    except DataError:
+        return None
 
 
 def _plain(value: Any) -> Any:
@@ -496,6 +511,11 @@ def _pairing_settings(
     stride: int,
 ) -> dict[str, Any]:
     """The ``pairing`` section of run.json (values checked further by ``pair_trials``)."""
+    if subwindow is None and stride != 1:
+        raise ConfigError(
+            f"stride (CLI: --stride) is the step between sub-windows and needs subwindow (CLI: --subwindow); "
+            f"got stride={stride!r} with whole trials"
+        )
     return {
         "by": pair_by,
         "strategy": strategy,
@@ -509,8 +529,8 @@ def _pairing_settings(
 
 
 def _training_settings(
-    *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, monitor: str, seed: int,
-    device: str,
+    *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, monitor: str,
+    max_grad_norm: float | None, seed: int, device: str,
 ) -> dict[str, Any]:
     """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
     from neurovamp.models.training import TrainingConfig
@@ -527,6 +547,7 @@ def _training_settings(
         "patience": patience or None,
         "checkpoint_every": checkpoint_every,
         "monitor": monitor,
+        "max_grad_norm": max_grad_norm,
     })
     TrainingConfig(**training, seed=seed, device=device)  # ConfigError naming the field
     return training
@@ -667,6 +688,7 @@ def fit_run(
     patience: int | None = 20,
     checkpoint_every: int = 10,
     monitor: str = "loss",
+    max_grad_norm: float | None = None,
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,
@@ -711,6 +733,9 @@ def fit_run(
     monitor
         Validation term early stopping and best-weight restoring watch: ``"loss"`` (the
         negative ELBO) or ``"rec"`` (reconstruction only; see ``docs/defaults.md``).
+    max_grad_norm
+        Clip the global gradient norm to this value (``None``: no clipping); a remedy
+        for a training loss that explodes.
     seed
         Seed of the split, the pairing and the training.
     device
@@ -764,7 +789,8 @@ def fit_run(
                                      split=split, seed=seed, subwindow=subwindow, stride=stride),
     }
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                                  checkpoint_every=checkpoint_every, monitor=monitor, seed=seed, device=device)
+                                  checkpoint_every=checkpoint_every, monitor=monitor,
+                                  max_grad_norm=max_grad_norm, seed=seed, device=device)
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
@@ -774,7 +800,14 @@ def fit_run(
             info["created"] = previous["created"]
     _start_run(run_dir, info, overwrite=overwrite)
     start = time.perf_counter()
-    model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,
-              progress=progress, **training)
+    try:
+        model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,
+                  progress=progress, **training)
+    except KeyboardInterrupt:
+        write_run_info(run_dir, {**info, "status": "interrupted"})
+        raise
+    except TrainingError as exc:
+        write_run_info(run_dir, {**info, "status": "failed", "error": str(exc)})
+        raise
     _finish_run(run_dir, model, info, time.perf_counter() - start)
     return model

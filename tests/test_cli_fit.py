@@ -163,3 +163,16 @@ def test_bad_model_options_exit_2_with_one_line(nwb_files, tmp_path, capsys, opt
     err = capsys.readouterr().err
     assert err.startswith("neurovamp fit: error: ") and message in err and err.count("\n") == 1
     assert not run.exists()
+
+
+def test_interrupted_fit_says_how_to_resume(nwb_files, tmp_path, capsys, monkeypatch):
+    from neurovamp.models.training import Trainer
+
+    def interrupt(self, epoch, bar):
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(Trainer, "_run_epoch", interrupt)
+    assert main(fit_args(nwb_files, run, "--epochs", "2")) == 130
+    assert "interrupted; rerun the same command with --resume" in capsys.readouterr().err
+    assert read_run_info(run)["status"] == "interrupted"

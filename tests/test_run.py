@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from neurovamp.cli import main
-from neurovamp.errors import ConfigError, DataError, OutputExistsError
+from neurovamp.errors import ConfigError, DataError, OutputExistsError, TrainingError
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.training import Trainer
 from neurovamp.run import fit_run, load_run, read_run_info
@@ -55,7 +55,7 @@ def test_fit_run_writes_a_run_that_load_run_reads_back(fitted, nwb_files):
     assert info["pairing"]["conditions"] == ["A", "B", "C", "D"] and info["pairing"]["window"] == 4
     assert info["model"] == CONFIG.to_dict()
     assert info["training"] == {"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 20, "checkpoint_every": 10,
-                                "monitor": "loss", "seed": 1, "device": "cpu"}
+                                "monitor": "loss", "max_grad_norm": None, "seed": 1, "device": "cpu"}
     # the fit's wall time is recorded, and is part of the whole call's
     assert 0 < info["fit"]["seconds"] <= fitted["elapsed"]
     assert info["fit"]["epochs_run"] == 3 and info["fit"]["best_epoch"] == model.fit_info_["best_epoch"]
@@ -96,7 +96,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp
     with pytest.raises(KeyboardInterrupt):
         fit_run(nwb_files, part, **kwargs)
     monkeypatch.setattr(Trainer, "_run_epoch", original)
-    assert read_run_info(part)["status"] == "running" and not (part / "model").exists()
+    assert read_run_info(part)["status"] == "interrupted" and not (part / "model").exists()
     with pytest.raises(DataError, match="incomplete run"):
         load_run(part)
 
@@ -105,8 +105,11 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp
         fit_run(nwb_files, part, **{**kwargs, "config": ModelConfig(latent_dim=3)}, resume=True)
     with pytest.raises(ConfigError, match=r"different settings.*pairing\.seed"):
         fit_run(nwb_files, part, **{**kwargs, "seed": 2}, resume=True)
-    assert read_run_info(part)["status"] == "running"
+    assert read_run_info(part)["status"] == "interrupted"
     created = read_run_info(part)["created"]
+    # starting it again without resume points to resume (not only to the destructive overwrite)
+    with pytest.raises(OutputExistsError, match=r"unfinished fit; continue it with resume=True \(CLI: --resume\)"):
+        fit_run(nwb_files, part, **kwargs)
 
     resumed = fit_run(nwb_files, part, **kwargs, resume=True)
     assert read_run_info(part)["created"] == created  # the run keeps its creation time
@@ -137,6 +140,32 @@ def test_overwrite_never_deletes_a_foreign_model_folder(nwb_files, tmp_path):
     assert (out / "model" / "weights.bin").read_bytes() == b"precious"
 
 
+def test_a_failed_fit_is_marked_failed_and_clipping_is_an_option(nwb_files, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    original = Trainer._run_epoch
+
+    def explode_at_epoch_2(self, epoch, bar):
+        if epoch == 2:
+            raise TrainingError("epoch 2: training loss exploded to 1e12")
+        return original(self, epoch, bar)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(Trainer, "_run_epoch", explode_at_epoch_2)
+        with pytest.raises(TrainingError, match="exploded"):
+            fit_run(nwb_files, run, config=CONFIG, epochs=3, checkpoint_every=1, **SETTINGS)
+    info = read_run_info(run)
+    assert info["status"] == "failed" and "exploded" in info["error"]
+    fit_run(nwb_files, run, config=CONFIG, epochs=1, max_grad_norm=1.0, overwrite=True, **SETTINGS)
+    model, _, info = load_run(run, device="cpu")
+    assert info["training"]["max_grad_norm"] == 1.0 and info["status"] == "complete"
+
+
+def test_stride_needs_a_subwindow(nwb_files, tmp_path):
+    with pytest.raises(ConfigError, match=r"stride \(CLI: --stride\).*needs subwindow"):
+        fit_run(nwb_files, tmp_path / "run", config=CONFIG, epochs=1, **{**SETTINGS, "subwindow": None, "stride": 5})
+    assert not (tmp_path / "run").exists()
+
+
 def _interrupt_first_epoch(self, epoch, bar):
     raise KeyboardInterrupt
 
@@ -155,7 +184,7 @@ def test_an_existing_run_is_only_replaced_with_overwrite(fitted, nwb_files, tmp_
         mp.setattr(Trainer, "_run_epoch", _interrupt_first_epoch)
         with pytest.raises(KeyboardInterrupt):
             fit_run(nwb_files, run, config=CONFIG.replace(model="poe"), epochs=1, overwrite=True, **SETTINGS)
-    assert read_run_info(run)["status"] == "running" and read_run_info(run)["model"]["model"] == "poe"
+    assert read_run_info(run)["status"] == "interrupted" and read_run_info(run)["model"]["model"] == "poe"
     assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "notes.txt", "run.json"]
     assert not any((run / "checkpoints").iterdir())
 

@@ -99,6 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
     train.add_argument("--patience", type=int, default=20, metavar="N", help="early-stopping patience in epochs; 0 disables (default: 20)")
     train.add_argument(
+        "--max-grad-norm", type=float, metavar="X",
+        help="clip the global gradient norm to X (default: no clipping; a remedy for an exploding loss)",
+    )
+    train.add_argument(
         "--monitor", choices=("loss", "rec"), default="loss",
         help="validation term early stopping watches: the whole loss or reconstruction only (default: loss)",
     )
@@ -109,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run from RUN/checkpoints")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=fit_command)
+    p.set_defaults(func=fit_command, interrupt_hint="rerun the same command with --resume to continue from the last checkpoint")
 
 
 def _hidden(tokens: list[str]) -> list[int | str]:
@@ -176,7 +180,7 @@ def fit_command(args: argparse.Namespace) -> int:
         strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
         subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,
-        monitor=args.monitor,
+        monitor=args.monitor, max_grad_norm=args.max_grad_norm,
         seed=args.seed, device=args.device, overwrite=args.overwrite, resume=args.resume,
         progress=not args.no_progress, recordings=tree,
     )

@@ -111,7 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--save-models", action="store_true", help="keep every fitted model in RUN/fits (large for the paper preset)")
     out.add_argument("--overwrite", action="store_true", help="replace a finished run or one with other options")
     out.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(func=paper_command)
+    p.set_defaults(func=paper_command, interrupt_hint="rerun the same command to continue (finished fits are reused)")
 
 
 def parse_window_starts(items: list[str] | None) -> dict[str, int]:
