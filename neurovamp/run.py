@@ -803,11 +803,11 @@ def fit_run(
     try:
         model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,
                   progress=progress, **training)
+        _finish_run(run_dir, model, info, time.perf_counter() - start)
     except KeyboardInterrupt:
         write_run_info(run_dir, {**info, "status": "interrupted"})
         raise
     except TrainingError as exc:
         write_run_info(run_dir, {**info, "status": "failed", "error": str(exc)})
         raise
-    _finish_run(run_dir, model, info, time.perf_counter() - start)
     return model
