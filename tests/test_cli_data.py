@@ -57,6 +57,18 @@ def test_convert_then_info(release, tmp_path, capsys):
     assert [line.split() for line in stella.splitlines()[5:7]] == [["odor", "D", "2"], ["E", "1"]]
 
 
+def test_info_label_accumulates(release, tmp_path, capsys):
+    out = tmp_path / "nwb"
+    assert main(["convert-release", str(release), str(out), "--rats", "Mitt", "--no-progress"]) == 0
+    capsys.readouterr()
+    nwb = str(out / "Mitt.nwb")
+    expected = [["odor", "A", "2"], ["B", "1"], ["C", "1"], ["position", "1", "1"], ["2", "1"], ["3", "1"], ["4", "1"]]
+    for labels in (["--label", "odor", "--label", "position"], ["--label", "odor", "position"]):
+        assert main(["info", nwb, "--event", "odor_onset", "--window", "-2", "2", *labels]) == 0
+        rows = [line.split() for line in capsys.readouterr().out.splitlines()[5:]]
+        assert rows == expected, labels  # both columns, not only the last --label's
+
+
 def test_info_user_errors_are_one_line(release, tmp_path, capsys):
     out = tmp_path / "nwb"
     assert main(["convert-release", str(release), str(out), "--rats", "Mitt", "--no-progress"]) == 0

@@ -111,6 +111,25 @@ def test_config_rejects_bad_values_naming_the_field(field: str, value: object) -
         ModelConfig.from_dict({field: value})
 
 
+@pytest.mark.parametrize("model", ["independent", "poe", "moe", "mopoe", "avg"])
+def test_alpha_is_refused_for_models_without_the_mmvm_prior(model: str) -> None:
+    message = (
+        rf"ModelConfig\.alpha applies to model='mmvm' only \(got alpha=0\.5 with model='{model}'\); "
+        "leave it at 0"
+    )
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(model=model, alpha=0.5)
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig.from_dict({"model": model, "alpha": 0.5})
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(alpha=0.5).replace(model=model)
+    with pytest.raises(ConfigError, match=r"ModelConfig\.alpha applies to model='mmvm' only"):
+        ModelConfig.paper(model, alpha=1.0)
+    assert ModelConfig(model=model, alpha=0).alpha == 0.0  # the default stays accepted
+    assert ModelConfig.paper(model).alpha == 0.0 and ModelConfig.from_preset("neurovamp", model).alpha == 0.0
+    assert ModelConfig(alpha=0.5).alpha == 0.5
+
+
 def test_config_choice_errors_list_allowed_values_and_unknown_fields() -> None:
     with pytest.raises(ConfigError, match="'mmvm'.*'avg'"):
         ModelConfig(model="vamp")

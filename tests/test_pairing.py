@@ -244,6 +244,26 @@ def test_filter_errors():
         pair_trials(tree, filters={"in_sequence": True})
     with pytest.raises(DataError, match="'ratB' has no trials left"):
         pair_trials(tree, filters={"correct": True})
+
+
+def test_no_trials_left_lists_the_values_the_label_takes():
+    a = modality("ratA", list("ABCD"))
+    b = modality("ratB", list("CBDB"), code=2, correct=[False, True, False, True])
+    tree = tree_of(a, b)
+    with pytest.raises(DataError) as info:
+        pair_trials(tree, filters={"odor": ["A"]})
+    message = str(info.value)
+    assert message == "animal 'ratB' has no trials left after filters {'odor': ['A']}; its 'odor' values: B, C, D"
+    assert "\n" not in message
+    # a filter that empties the animal only together with an earlier one: values among the trials left
+    with pytest.raises(DataError, match=r"'ratB' has no trials left.*its 'correct' values among trials "
+                                        r"passing the 'odor' filter: False$"):
+        pair_trials(tree, filters={"odor": ["C", "D"], "correct": True})
+    # many values: a few, sorted, and how many there are
+    many = modality("ratC", [chr(ord("A") + k) for k in range(12)], code=3)
+    few = r"'ratC'.*its 'position' values: 1, 2, 3, 4, 5, 6, 7, 8, \.\.\. \(12 values\)$"
+    with pytest.raises(DataError, match=few):
+        pair_trials(tree_of(many), filters={"position": 0})
     with pytest.raises(DataError, match="'ratA' has no trial label 'context'"):
         pair_trials(tree, by="context")
 
@@ -257,7 +277,7 @@ def test_conditions_restrict_and_order(three_rats):
         assert cond.tolist() == sorted(cond.tolist(), key=["D", "A"].index)
     with pytest.raises(DataError, match="condition 'F' of label 'odor' is not present in any animal"):
         pair_trials(three_rats, conditions=["A", "F"])
-    with pytest.raises(DataError, match="'ratC' has no trials left"):
+    with pytest.raises(DataError, match="'ratC' has no trials left.*its 'odor' values: A, B, C$"):
         pair_trials(three_rats, conditions=["D", "E"])
     with pytest.raises(ConfigError, match="duplicates"):
         pair_trials(three_rats, conditions=["A", "A"])
@@ -290,15 +310,20 @@ def test_counts_are_float32_and_read_only(three_rats):
 
 
 def test_configuration_errors(three_rats):
-    with pytest.raises(ConfigError, match="longer than the 25 bins"):
+    longer = r"^sub-window of 26 bins \(window=26, CLI --subwindow\) is longer than the 25 bins of each trial$"
+    with pytest.raises(ConfigError, match=longer):
         pair_trials(three_rats, window=26)
+    with pytest.raises(ConfigError, match=r"window \(the sub-window length, CLI --subwindow\) must be"):
+        pair_trials(three_rats, window=0)
     with pytest.raises(ConfigError, match="stride"):
         pair_trials(three_rats, window=10, stride=0)
-    with pytest.raises(ConfigError, match="sum to 1"):
+    with pytest.raises(ConfigError, match=r"sum to 1, got \(0\.7, 0\.2, 0\.2\) \(sum 1\.1\)$"):
         pair_trials(three_rats, split=(0.7, 0.2, 0.2))
+    with pytest.raises(ConfigError, match=r"sum to 1, got \(0\.8, 0\.3, 0\.1\) \(sum 1\.2\)$"):
+        pair_trials(three_rats, split=np.array([0.8, 0.3, 0.1]))
     with pytest.raises(ConfigError, match="three fractions"):
         pair_trials(three_rats, split=(0.5, 0.5))
-    with pytest.raises(ConfigError, match=">= 0"):
+    with pytest.raises(ConfigError, match=r">= 0, got \(1\.2, -0\.2, 0\.0\)$"):
         pair_trials(three_rats, split=(1.2, -0.2, 0.0))
     with pytest.raises(ConfigError, match="train fraction"):
         pair_trials(three_rats, split=(0.0, 0.5, 0.5))

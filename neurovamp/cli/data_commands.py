@@ -49,7 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="window around the event in seconds (default: 0 0.5)",
     )
     info.add_argument("--bin", dest="bin_size", type=float, default=0.01, metavar="SECONDS", help="bin width (default: 0.01)")
-    info.add_argument("--label", dest="labels", nargs="+", metavar="COL", help="trials columns to tabulate (default: all labels)")
+    info.add_argument(
+        "--label", dest="labels", action="extend", nargs="+", metavar="COL",
+        help="trials columns to tabulate (repeatable; default: all labels)",
+    )
     info.add_argument("--allow-silent-units", action="store_true", help="accept units with no spikes at all")
     info.set_defaults(func=info_command)
 

@@ -102,12 +102,19 @@ def _check_fractions(split: Any) -> np.ndarray:
     if fractions.shape != (3,):
         raise ConfigError(f"split must be three fractions (train, val, test), got {split!r}")
     if not np.all(np.isfinite(fractions)) or np.any(fractions < 0):
-        raise ConfigError(f"split fractions must be finite and >= 0, got {tuple(fractions)}")
+        raise ConfigError(f"split fractions must be finite and >= 0, got {_plain_tuple(fractions)}")
     if abs(fractions.sum() - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must sum to 1, got {tuple(fractions)} (sum {fractions.sum():g})")
+        raise ConfigError(
+            f"split fractions must sum to 1, got {_plain_tuple(fractions)} (sum {fractions.sum():g})"
+        )
     if fractions[0] <= 0:
         raise ConfigError(f"the train fraction must be > 0, got {fractions[0]:g}")
     return fractions
+
+
+def _plain_tuple(values: np.ndarray) -> tuple[float, ...]:
+    """Numbers as a tuple of Python floats, so messages show ``(0.8, 0.2, 0.0)``, not numpy reprs."""
+    return tuple(float(v) for v in np.asarray(values).ravel())
 
 
 def _window_starts(n_bins: int, window: Any, stride: Any) -> tuple[int, int, np.ndarray]:
@@ -116,9 +123,15 @@ def _window_starts(n_bins: int, window: Any, stride: Any) -> tuple[int, int, np.
     if window is None:
         return n_bins, int(stride), np.zeros(1, dtype=np.int64)
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
-        raise ConfigError(f"window must be a positive integer (bins) or None, got {window!r}")
+        raise ConfigError(
+            f"window (the sub-window length, CLI --subwindow) must be a positive integer (bins) or None, "
+            f"got {window!r}"
+        )
     if window > n_bins:
-        raise ConfigError(f"window of {window} bins is longer than the {n_bins} bins of each trial")
+        raise ConfigError(
+            f"sub-window of {window} bins (window={window}, CLI --subwindow) is longer than the "
+            f"{n_bins} bins of each trial"
+        )
     return int(window), int(stride), np.arange(0, n_bins - window + 1, stride, dtype=np.int64)
 
 
@@ -148,6 +161,23 @@ def _isin(values: np.ndarray, allowed: Sequence) -> np.ndarray:
 
 def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
+
+
+_FEW = 8
+"""Label values listed at most in an error message."""
+
+
+def _few_values(values: np.ndarray) -> str:
+    """The distinct values of a label, sorted where they compare, at most ``_FEW`` of them."""
+    unique = list(dict.fromkeys(_scalar(v) for v in np.asarray(values).ravel().tolist()))
+    try:
+        unique = sorted(unique)
+    except TypeError:
+        pass
+    if not unique:
+        return "none"
+    text = ", ".join(map(str, unique[:_FEW]))
+    return text if len(unique) <= _FEW else f"{text}, ... ({len(unique)} values)"
 
 
 def _condition_index(labels: np.ndarray, conditions: Sequence) -> np.ndarray:
@@ -610,11 +640,25 @@ def pair_trials(
         labels = label_names(da)
         if by not in labels:
             raise DataError(f"animal {animal!r} has no trial label {by!r} to pair by; available labels: {labels}")
-        keep = np.ones(da.sizes["trial"], dtype=bool)
-        for label, allowed in (filters or {}).items():
+        for label in filters or {}:
             if label not in labels:
                 raise DataError(f"filter label {label!r} not found for animal {animal!r}; available labels: {labels}")
-            keep &= _isin(np.asarray(da[label].values), _as_list(allowed))
+        keep = np.ones(da.sizes["trial"], dtype=bool)
+        earlier: list[str] = []
+        for label, allowed in (filters or {}).items():
+            values = np.asarray(da[label].values)
+            now = keep & _isin(values, _as_list(allowed))
+            if keep.any() and not now.any():
+                where = ""
+                if earlier:
+                    plural = "s" if len(earlier) > 1 else ""
+                    where = f" among trials passing the {', '.join(map(repr, earlier))} filter{plural}"
+                raise DataError(
+                    f"animal {animal!r} has no trials left after filters {dict(filters or {})}; "
+                    f"its {label!r} values{where}: {_few_values(values[keep])}"
+                )
+            keep = now
+            earlier.append(label)
         if not keep.any():
             raise DataError(f"animal {animal!r} has no trials left after filters {dict(filters or {})}")
         kept[animal] = da.isel(trial=np.flatnonzero(keep))
@@ -627,7 +671,7 @@ def pair_trials(
         if not (index >= 0).any():
             raise DataError(
                 f"animal {animal!r} has no trials left after filters {dict(filters or {})} and "
-                f"conditions {list(cond_values)}"
+                f"conditions {list(cond_values)}; its {by!r} values: {_few_values(kept[animal][by].values)}"
             )
         rows = np.flatnonzero(index >= 0)
         kept[animal] = kept[animal].isel(trial=rows)

@@ -106,7 +106,8 @@ class ModelConfig:
         Fixed standard deviation of the Gaussian likelihood (positive).
     alpha
         Weight of the N(0, I) component in the MMVM prior, in [0, 1]; used by
-        ``model="mmvm"`` only (``alpha=1`` gives independent VAEs).
+        ``model="mmvm"`` only (``alpha=1`` gives independent VAEs). Other models have
+        no such prior, so any value but 0 raises :class:`~neurovamp.errors.ConfigError`.
     beta
         Weight of the regulariser (KL terms), non-negative.
     dropout
@@ -159,6 +160,11 @@ class ModelConfig:
         self._set_float("alpha", low=0.0, high=1.0)
         self._set_float("beta", low=0.0)
         self._set_float("dropout", low=0.0, high=1.0, high_open=True)
+        if self.model != "mmvm" and self.alpha != 0.0:
+            raise ConfigError(
+                f"ModelConfig.alpha applies to model='mmvm' only (got alpha={self.alpha:g} with "
+                f"model={self.model!r}); leave it at 0"
+            )
 
         if not isinstance(self.encoder_bottleneck, bool):
             raise ConfigError(
