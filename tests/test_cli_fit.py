@@ -13,15 +13,6 @@ import xarray as xr
 from neurovamp.cli import main
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.run import load_run, parse_filters, read_run_info
-from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
-
-
-@pytest.fixture(scope="module")
-def nwb_files(tmp_path_factory) -> list[str]:
-    out = tmp_path_factory.mktemp("sim") / "sim"
-    config = SimulationConfig.small(seed=2, n_trials=(40, 44, 36))
-    written = write_simulation(simulate_experiment(config), out)
-    return [str(p) for p in written["nwb"].values()]
 
 
 def fit_args(files, out, *extra) -> list[str]:

@@ -15,7 +15,6 @@ from neurovamp.errors import ConfigError, DataError, OutputExistsError, Training
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.training import Trainer
 from neurovamp.run import fit_run, load_run, read_run_info
-from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
 
 # tiny settings: 8 bins of 50 ms, 4-bin sub-windows, 2 latent dimensions
 SETTINGS = dict(
@@ -23,14 +22,6 @@ SETTINGS = dict(
     conditions=["A", "B", "C", "D"], subwindow=4, stride=2, batch_size=32, seed=1, device="cpu", progress=False,
 )
 CONFIG = ModelConfig(latent_dim=2)
-
-
-@pytest.fixture(scope="module")
-def nwb_files(tmp_path_factory) -> list[str]:
-    out = tmp_path_factory.mktemp("sim") / "sim"
-    config = SimulationConfig.small(seed=2, n_trials=(40, 44, 36))
-    written = write_simulation(simulate_experiment(config), out)
-    return [str(p) for p in written["nwb"].values()]
 
 
 @pytest.fixture(scope="module")
