@@ -241,6 +241,7 @@ def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
         bin_size=float(data["bin_size"]),
         labels=data.get("labels"),
         allow_silent_units=bool(data.get("allow_silent_units", False)),
+        drop_missing_events=bool(data.get("drop_missing_events", False)),
     )
 
 
@@ -477,6 +478,7 @@ def _data_settings(
     bin_size: float,
     labels: str | Sequence[str] | None,
     allow_silent_units: bool,
+    drop_missing_events: bool,
     pair_by: str,
     filters: Mapping[str, list] | None,
 ) -> dict[str, Any]:
@@ -496,6 +498,7 @@ def _data_settings(
         "bin_size": _numbers("bin_size", [bin_size], 1)[0],
         "labels": labels_to_load(labels, pair_by, filters or ()),
         "allow_silent_units": bool(allow_silent_units),
+        "drop_missing_events": bool(drop_missing_events),
     }
 
 
@@ -583,6 +586,7 @@ def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Ma
 # and the value a setting added later had in runs written before it existed.
 _RESUMABLE_TRAINING = ("epochs", "patience", "checkpoint_every", "device")
 _LEGACY_TRAINING = {"monitor": "loss"}
+_LEGACY_DATA = {"drop_missing_events": False}
 
 
 def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -596,6 +600,7 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     previous = read_run_info(run_dir)
     before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model", "training")}
     before["training"] = {**_LEGACY_TRAINING, **before["training"]}
+    before["data"] = {**_LEGACY_DATA, **before["data"]}
     changed = [
         f"{section}.{key}"
         for section in before
@@ -674,6 +679,7 @@ def fit_run(
     bin_size: float = 0.01,
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
+    drop_missing_events: bool = False,
     pair_by: str = "odor",
     strategy: str = "truncate",
     filters: Mapping[str, Any] | None = None,
@@ -709,7 +715,7 @@ def fit_run(
         NWB files (one animal each) and/or a saved dataset (.nc).
     out
         The run folder.
-    event, window, bin_size, labels, allow_silent_units
+    event, window, bin_size, labels, allow_silent_units, drop_missing_events
         How NWB files are binned (see :func:`neurovamp.data.dataset.load_recordings`);
         ``labels=None`` keeps every trials column, otherwise ``pair_by`` and the filter
         labels are added to ``labels``.
@@ -784,7 +790,8 @@ def fit_run(
     filters = _filters_setting(filters)
     settings = {
         "data": _data_settings(paths, event=event, window=window, bin_size=bin_size, labels=labels,
-                               allow_silent_units=allow_silent_units, pair_by=pair_by, filters=filters),
+                               allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                               pair_by=pair_by, filters=filters),
         "pairing": _pairing_settings(pair_by=pair_by, strategy=strategy, filters=filters, conditions=conditions,
                                      split=split, seed=seed, subwindow=subwindow, stride=stride),
     }

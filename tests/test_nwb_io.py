@@ -189,8 +189,22 @@ def test_nan_event_times_name_the_trials(tmp_path):
     path = write_nwb(
         tmp_path / "nan.nwb", subject_id="r", spike_times=SPIKES, trials=trials, session_description="x"
     )
-    with pytest.raises(DataError, match=r"nan\.nwb: .*'cue' has NaN event times for 2 trial\(s\) \(trial ids 1, 2\)"):
+    with pytest.raises(DataError, match=r"nan\.nwb: .*'cue' has NaN event times for 2 trial\(s\) \(trial ids 1, 2\).*"
+                                         r"drop_missing_events"):
         read_nwb(path, event="cue")
+    # left out on request, with a warning naming them; the kept trial is binned as without them
+    with pytest.warns(UserWarning, match=r"trial ids 1, 2\): left out"):
+        kept = read_nwb(path, event="cue", drop_missing_events=True)
+    full = read_nwb(write_nwb(tmp_path / "full.nwb", subject_id="r", spike_times=SPIKES,
+                              trials=TRIALS.assign(cue=[0.5, 1.0, 1.5]), session_description="x"), event="cue")
+    assert kept["trial"].values.tolist() == [0]
+    np.testing.assert_array_equal(kept.values, full.isel(trial=[0]).values)
+    for name in ("event_time",) + tuple(c for c in kept.coords if c not in ("trial", "unit", "time")):
+        assert kept[name].shape[0] == kept.sizes[kept[name].dims[0]]
+    with pytest.raises(DataError, match="no trial has an event time"):
+        read_nwb(write_nwb(tmp_path / "none.nwb", subject_id="r", spike_times=SPIKES,
+                           trials=TRIALS.assign(cue=np.nan), session_description="x"), event="cue",
+                 drop_missing_events=True)
 
 
 def test_silent_unit_named_and_allowed(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp
     with pytest.raises(OutputExistsError, match=r"unfinished fit; continue it with resume=True \(CLI: --resume\)"):
         fit_run(nwb_files, part, **kwargs)
 
+    # a run written before the drop_missing_events and monitor settings existed resumes too
+    old = read_run_info(part)
+    del old["data"]["drop_missing_events"], old["training"]["monitor"]
+    (part / "run.json").write_text(json.dumps(old))
     resumed = fit_run(nwb_files, part, **kwargs, resume=True)
     assert read_run_info(part)["created"] == created  # the run keeps its creation time
     pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(tmp_path / "full" / "history.csv"))

@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="trials columns to tabulate (repeatable; default: all labels)",
     )
     info.add_argument("--allow-silent-units", action="store_true", help="accept units with no spikes at all")
+    info.add_argument(
+        "--drop-missing-events", action="store_true",
+        help="leave out trials whose event time is NaN (e.g. aborted trials) instead of stopping",
+    )
     info.set_defaults(func=info_command)
 
 
@@ -103,6 +107,7 @@ def info_command(args: argparse.Namespace) -> int:
         bin_size=args.bin_size,
         labels=args.labels,
         allow_silent_units=args.allow_silent_units,
+        drop_missing_events=args.drop_missing_events,
     )
     blocks = [format_modality_info(get_modality(tree, animal)) for animal in animals(tree)]
     print("\n\n".join(blocks))

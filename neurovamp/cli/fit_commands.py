@@ -56,6 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="trials columns to keep as labels (repeatable; default: all)",
     )
     data.add_argument("--allow-silent-units", action="store_true", help="accept units with no spikes at all")
+    data.add_argument(
+        "--drop-missing-events", action="store_true",
+        help="leave out trials whose event time is NaN (e.g. aborted trials) instead of stopping",
+    )
     pairing = p.add_argument_group("pairing")
     pairing.add_argument("--pair-by", default="odor", metavar="COL", help="trial label to pair animals on (default: odor)")
     pairing.add_argument("--strategy", choices=_STRATEGIES, default="truncate", help="pairing strategy (default: truncate)")
@@ -171,12 +175,14 @@ def fit_command(args: argparse.Namespace) -> int:
     filters_text = parse_filters(args.filters)
     labels = labels_to_load(args.labels, args.pair_by, filters_text)
     tree = load_recordings(args.paths, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
-                           labels=labels, allow_silent_units=args.allow_silent_units)
+                           labels=labels, allow_silent_units=args.allow_silent_units,
+                           drop_missing_events=args.drop_missing_events)
     filters = {col: coerce_label_values(tree, col, values) for col, values in filters_text.items()} or None
     conditions = coerce_label_values(tree, args.pair_by, args.conditions) if args.conditions else None
     model = fit_run(
         args.paths, args.out, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
-        labels=args.labels, allow_silent_units=args.allow_silent_units, pair_by=args.pair_by,
+        labels=args.labels, allow_silent_units=args.allow_silent_units,
+        drop_missing_events=args.drop_missing_events, pair_by=args.pair_by,
         strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
         subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,

@@ -254,6 +254,7 @@ def load_recordings(
     bin_size: float = 0.01,
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
+    drop_missing_events: bool = False,
 ) -> xr.DataTree:
     """Load NWB files and/or saved datasets into one multi-animal set.
 
@@ -262,7 +263,7 @@ def load_recordings(
     paths
         One path or several: NWB files (one animal each) and/or a saved dataset
         (suffix ``.nc``, ``.nc4`` or ``.netcdf``).
-    event, window, bin_size, allow_silent_units
+    event, window, bin_size, allow_silent_units, drop_missing_events
         Binning of NWB files, as in :func:`neurovamp.io.nwb.read_nwb`. A saved dataset
         keeps its own bins; mixing it with NWB files requires the same bins.
     labels
@@ -297,7 +298,7 @@ def load_recordings(
             modalities.append(
                 read_nwb(
                     path, event=event, window=window, bin_size=bin_size, labels=labels,
-                    allow_silent_units=allow_silent_units,
+                    allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
                 )
             )
     return make_dataset(modalities)

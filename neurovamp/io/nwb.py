@@ -117,6 +117,7 @@ def read_nwb(
     bin_size: float = 0.01,
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
+    drop_missing_events: bool = False,
 ) -> xr.DataArray:
     """Bin an NWB file's spikes around a trial event into a modality.
 
@@ -142,6 +143,9 @@ def read_nwb(
     allow_silent_units
         Keep units without a single spike in the file (their counts are all zero)
         instead of raising.
+    drop_missing_events
+        Leave out trials whose event time is NaN (e.g. aborted trials without an odor
+        onset), with a warning naming them, instead of raising.
 
     Returns
     -------
@@ -155,7 +159,8 @@ def read_nwb(
     ------
     DataError
         If the file is missing, not NWB or truncated; has no trials or units table; the
-        event or a label column is missing; an event time is NaN; a unit has no spikes
+        event or a label column is missing; an event time is NaN (unless
+        ``drop_missing_events``) or no trial has one; a unit has no spikes
         (unless ``allow_silent_units``); or the binning options are invalid.
     """
     path = Path(path)
@@ -163,7 +168,7 @@ def read_nwb(
     with _open_nwb(path) as nwbfile:
         grid = _read_trial_grid(
             nwbfile, path, event=event, window_start=float(window[0]), bin_size=float(bin_size),
-            n_bins=n_bins, labels=labels,
+            n_bins=n_bins, labels=labels, drop_missing_events=drop_missing_events,
         )
         unit_ids, times, ends, unit_coords = _read_units(nwbfile, path, allow_silent_units)
         animal = _subject_id(nwbfile, path)
@@ -335,6 +340,7 @@ def _read_trial_grid(
     bin_size: float,
     n_bins: int,
     labels: Sequence[str] | None,
+    drop_missing_events: bool = False,
 ) -> _TrialGrid:
     """Read trial ids, event times and labels from the trials table."""
     trials = nwbfile.trials
@@ -354,10 +360,16 @@ def _read_trial_grid(
     bad = ~np.isfinite(event_time)
     if bad.any():
         shown = ", ".join(str(t) for t in trial_ids[bad][:10]) + (" ..." if bad.sum() > 10 else "")
-        raise DataError(
-            f"{path}: trials column {event!r} has NaN event times for {int(bad.sum())} trial(s) "
-            f"(trial ids {shown}); every trial needs an event time"
-        )
+        what = f"{path}: trials column {event!r} has NaN event times for {int(bad.sum())} trial(s) (trial ids {shown})"
+        if not drop_missing_events:
+            raise DataError(
+                f"{what}; every trial needs an event time, or pass drop_missing_events=True "
+                "(CLI: --drop-missing-events) to leave those trials out"
+            )
+        if bad.all():
+            raise DataError(f"{path}: no trial has an event time in column {event!r}")
+        warnings.warn(f"{what}: left out (drop_missing_events)", UserWarning, stacklevel=4)
+    keep = ~bad
 
     if labels is None:
         start = np.asarray(columns["start_time"].data[:], dtype=float)
@@ -384,9 +396,9 @@ def _read_trial_grid(
                 raise DataError(f"{path}: trials column {name!r} does not hold one value per trial")
             chosen[name] = _as_label_array(columns[name].data[:])
     return _TrialGrid(
-        trial_ids=trial_ids,
-        event_time=event_time,
-        labels=chosen,
+        trial_ids=trial_ids[keep],
+        event_time=event_time[keep],
+        labels={name: values[keep] for name, values in chosen.items()},
         event=event,
         window_start=window_start,
         bin_size=bin_size,
