@@ -582,10 +582,7 @@ def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Ma
     })
 
 
-# Training settings that may change when a run is resumed (as the training engine allows),
-# and the value a setting added later had in runs written before it existed.
-_RESUMABLE_TRAINING = ("epochs", "patience", "checkpoint_every", "device")
-_LEGACY_TRAINING = {"monitor": "loss"}
+# The value a data setting added later had in runs written before it existed.
 _LEGACY_DATA = {"drop_missing_events": False}
 
 
@@ -597,17 +594,18 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     """
     if not (run_dir / RUN_FILE).is_file():
         return None
+    from neurovamp.models.training import resume_conflicts  # the engine's own rule for training settings
+
     previous = read_run_info(run_dir)
-    before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model", "training")}
-    before["training"] = {**_LEGACY_TRAINING, **before["training"]}
+    before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model")}
     before["data"] = {**_LEGACY_DATA, **before["data"]}
     changed = [
         f"{section}.{key}"
         for section in before
         for key in set(info[section]) | set(before[section])
-        if not (section == "training" and key in _RESUMABLE_TRAINING)
-        and before[section].get(key) != info[section].get(key)
+        if before[section].get(key) != info[section].get(key)
     ]
+    changed += [f"training.{key}" for key in resume_conflicts(previous.get("training") or {}, info["training"])]
     if changed:
         raise ConfigError(
             f"{run_dir}: resume (CLI: --resume) with different settings than the interrupted run "

@@ -67,13 +67,15 @@ __all__ = [
     "load_checkpoint",
     "CHECKPOINT_NAME",
     "MONITOR_TERMS",
+    "RESUMABLE_FIELDS",
+    "resume_conflicts",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 _CHECKPOINT_FORMAT = "neurovamp-checkpoint"
 _CHECKPOINT_VERSION = 1
-# Fields that may differ between a run and its resumption without breaking determinism.
-_RESUMABLE_CHANGES = ("epochs", "patience", "checkpoint_every", "device")
+RESUMABLE_FIELDS: tuple[str, ...] = ("epochs", "patience", "checkpoint_every", "device")
+"""Training settings that may differ between a run and its resumption (determinism is kept)."""
 # Values of fields added after version 1 checkpoints were first written: what those
 # checkpoints' runs did (not the current defaults), so resuming them compares correctly.
 _LEGACY_CONFIG = {"monitor": "loss"}
@@ -302,6 +304,29 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"(this neurovamp reads version {_CHECKPOINT_VERSION})"
         )
     return state
+
+
+def resume_conflicts(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Training settings that differ between a run and its resumption and may not.
+
+    Parameters
+    ----------
+    saved
+        The interrupted run's settings (a checkpoint's ``config``, or the ``training``
+        section of a run folder's run.json). Fields it lacks because they were added
+        later are read as the value runs had before them.
+    current
+        The settings of the resumption, same keys.
+
+    Returns
+    -------
+    dict
+        ``{field: (saved value, current value)}`` for every changed field not in
+        :data:`RESUMABLE_FIELDS`, sorted by field; empty when the run may be resumed.
+    """
+    saved = {**_LEGACY_CONFIG, **saved}
+    keys = sorted((set(saved) | set(current)) - set(RESUMABLE_FIELDS))
+    return {key: (saved.get(key), current.get(key)) for key in keys if saved.get(key) != current.get(key)}
 
 
 def _adam(module: torch.nn.Module, *, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -539,7 +564,7 @@ class Trainer:
             loss = terms["loss"]
             values = _term_values(terms)  # one device sync for every term
             if not n_total:
-                self._monitored_score(epoch, values, check_only=True)  # fail on the first batch, not after an epoch
+                self._check_monitor_term(values)  # fail on the first batch, not after an epoch
             value = values["loss"]
             if not math.isfinite(value):
                 raise TrainingError(self._nonfinite_message(epoch, terms))
@@ -586,20 +611,22 @@ class Trainer:
             postfix[self.monitor] = f"{score:.4g}"
         bar.set_postfix(postfix, refresh=False)
 
-    def _monitored_score(self, epoch: int, terms: Mapping[str, float], check_only: bool = False) -> float:
+    def _monitored_score(self, epoch: int, terms: Mapping[str, float]) -> float:
         """The epoch's value of the monitored term (``terms`` of the watched split)."""
+        self._check_monitor_term(terms)
+        score = terms[self.config.monitor]
+        if not math.isfinite(score):
+            raise TrainingError(f"epoch {epoch}: non-finite {self.monitor} ({score}){self._checkpoint_note()}")
+        return score
+
+    def _check_monitor_term(self, terms: Mapping[str, float]) -> None:
+        """ConfigError unless the module reports the monitored term."""
         name = self.config.monitor
-        if check_only and name in terms:
-            return terms[name]
         if name not in terms:
             raise ConfigError(
                 f"TrainingConfig.monitor={name!r}, but {type(self.module).__name__}.loss() reports no "
                 f"{name!r} term (it reports {sorted(terms)}); use monitor='loss'"
             )
-        score = terms[name]
-        if not math.isfinite(score):
-            raise TrainingError(f"epoch {epoch}: non-finite {self.monitor} ({score}){self._checkpoint_note()}")
-        return score
 
     def _update_early_stopping(self, epoch: int, score: float) -> None:
         """Keep the best epoch (and its weights), count epochs without improvement."""
@@ -709,16 +736,12 @@ class Trainer:
             torch.save(payload, tmp)
 
     def _load(self, state: Mapping[str, Any]) -> None:
-        saved = {**_LEGACY_CONFIG, **dict(state.get("config", {}))}
-        current = self.config.to_dict()
-        changed = sorted(
-            key for key in current if key not in _RESUMABLE_CHANGES and key in saved and saved[key] != current[key]
-        )
+        changed = resume_conflicts(dict(state.get("config", {})), self.config.to_dict())
         if changed:
-            details = ", ".join(f"{key}: {saved[key]!r} -> {current[key]!r}" for key in changed)
+            details = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
             raise ConfigError(
                 f"{self.checkpoint_path}: cannot resume with different training settings ({details}); "
-                f"only {', '.join(_RESUMABLE_CHANGES)} may change"
+                f"only {', '.join(RESUMABLE_FIELDS)} may change"
             )
         try:
             self.module.load_state_dict(state["model_state"])
