@@ -9,6 +9,9 @@ What is measured (all in one run, interleaved, on one device):
    at batch 128: TensorBatcher gathers, forward, backward, Adam step, and the engine's
    per-batch bookkeeping (loss checks, running sums, the per-epoch parameter check), i.e. exactly
    what ``Trainer.fit`` runs. The validation split is empty so only training is timed.
+   Measured twice: with the engine's defaults (eager PyTorch) and with
+   ``TrainingConfig(compile=True)`` (the training loss through ``torch.compile``; its
+   one-off compilation is timed separately and not counted in samples/s).
 2. **FLOP bound** — the dense matmul rate of this machine measured with ``torch.mm`` on
    exactly the GEMMs one training step needs (every ``nn.Linear`` of the model at batch
    B: forward ``X @ W.T``, input gradient ``dY @ W`` and weight gradient ``dY.T @ X``,
@@ -82,10 +85,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trials", type=int, default=160, help="trials per animal (odors A-D, equal counts)")
     p.add_argument("--bins", type=int, default=25, help="bins per trial (the paper's 250 ms window)")
     p.add_argument("--window", type=int, default=10, help="sub-window length in bins")
-    p.add_argument("--repeats", type=int, default=5, help="timed blocks per measurement")
+    p.add_argument("--repeats", type=int, default=9, help="timed blocks per measurement")
     p.add_argument("--epochs-per-repeat", type=int, default=1, help="epochs per timed block")
     p.add_argument("--gemm-repeats", type=int, default=5, help="GEMM-set timings per block")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--no-compiled", action="store_true",
+                   help="skip the compile=True real path (it needs a C++ compiler on CPU)")
     p.add_argument("--profile", action="store_true", help="profile some real-path steps with torch.profiler")
     p.add_argument("--old-engine", action="store_true",
                    help="patch the engine's pre-optimisation behaviour back in (see use_old_engine) "
@@ -251,15 +256,16 @@ def check_reference(vae: MultiAnimalVAE, paired: PairedData, device: torch.devic
 class RealPath:
     """``Trainer.fit`` extended by a few epochs per timed block (no validation, no checkpoints).
 
-    Training settings are the engine's defaults except ``patience=None`` (no early stop):
+    Training settings are the engine's defaults except ``patience=None`` (no early stop) and
+    ``compile`` as asked:
     with ``restore_best=True`` the best weights are copied at every improving epoch, as
     in a real fit.
     """
 
     def __init__(self, vae: MultiAnimalVAE, paired: PairedData, batch_size: int, device: torch.device,
-                 seed: int) -> None:
+                 seed: int, compile: bool = False) -> None:
         config = TrainingConfig(
-            epochs=1, batch_size=batch_size, patience=None, seed=seed, device=str(device),
+            epochs=1, batch_size=batch_size, patience=None, seed=seed, device=str(device), compile=compile,
         )
         self.trainer = Trainer(vae, paired, config, progress=False)
 
@@ -345,7 +351,7 @@ def phase_breakdown(vae: MultiAnimalVAE, paired: PairedData, batch_size: int, de
     patches = [
         (trainer._train, "batches",
          lambda *a, **kw: clock.wrap_iterator("data (TensorBatcher gather)", batches(*a, **kw)), None),
-        (trainer.module, "loss", clock.wrap("forward (module.loss)", trainer.module.loss), None),
+        (trainer, "_step_loss", clock.wrap("forward (module.loss)", trainer._step_loss), trainer._step_loss),
         (trainer.optimizer, "step", clock.wrap("Adam step", trainer.optimizer.step), None),
         (trainer.optimizer, "zero_grad", clock.wrap("zero_grad", trainer.optimizer.zero_grad), None),
         (torch.Tensor, "backward", clock.wrap("backward", torch.Tensor.backward), torch.Tensor.backward),
@@ -500,16 +506,22 @@ def main(argv: list[str] | None = None) -> int:
     gemm = GemmSet(layers, args.batch_size, device, args.seed)
     real = RealPath(copy.deepcopy(base), paired, args.batch_size, device, args.seed)
     ref = ReferenceLoop(copy.deepcopy(base), paired, args.batch_size, device, args.seed)
+    compiled = None if args.no_compiled else RealPath(copy.deepcopy(base), paired, args.batch_size, device,
+                                                      args.seed, compile=True)
     gemm.time(2)
     real.run_epochs(1)  # warm-up: allocations, Adam state
     ref.run_epoch()
+    compile_seconds = None if compiled is None else timed(lambda: compiled.run_epochs(1), device)
 
     gemm_times: list[float] = []
     real_times: list[float] = []
     ref_times: list[float] = []
-    for _ in range(args.repeats):  # interleaved so that outside load hits all three alike
+    compiled_times: list[float] = []
+    for _ in range(args.repeats):  # interleaved so that outside load hits all of them alike
         gemm_times.append(min(gemm.time(args.gemm_repeats)))
         real_times.append(timed(lambda: real.run_epochs(args.epochs_per_repeat), device))
+        if compiled is not None:
+            compiled_times.append(timed(lambda: compiled.run_epochs(args.epochs_per_repeat), device))
         ref_times.append(timed(lambda: [ref.run_epoch() for _ in range(args.epochs_per_repeat)], device))
     load_after = os.getloadavg()
 
@@ -518,17 +530,15 @@ def main(argv: list[str] | None = None) -> int:
     rate_best = max(gflops) * 1e9
     bound = rate_median / flops["train_flops_per_sample"]
     bound_best = rate_best / flops["train_flops_per_sample"]
-    real_s = summarise(real_times, per_block)
-    ref_s = summarise(ref_times, per_block)
     # Per-block fraction (same block's GEMM rate), median over blocks: robust to load drift.
-    fraction_blocks = [
-        (per_block / rt) / (gemm.flops / gt / flops["train_flops_per_sample"])
-        for rt, gt in zip(real_times, gemm_times)
-    ]
-    ref_fraction_blocks = [
-        (per_block / rt) / (gemm.flops / gt / flops["train_flops_per_sample"])
-        for rt, gt in zip(ref_times, gemm_times)
-    ]
+    def fractions(times: list[float]) -> list[float]:
+        return [(per_block / t) / (gemm.flops / gt / flops["train_flops_per_sample"])
+                for t, gt in zip(times, gemm_times)]
+
+    def measured(times: list[float]) -> dict:
+        blocks = fractions(times)
+        return {**summarise(times, per_block), "fraction_of_bound": round(statistics.median(blocks), 3),
+                "fraction_of_bound_blocks": [round(v, 3) for v in blocks]}
 
     phases = phase_breakdown(copy.deepcopy(base), paired, args.batch_size, device, args.epochs_per_repeat)
     # The same step's GEMMs at the measured rate, for comparison with the phases.
@@ -580,10 +590,11 @@ def main(argv: list[str] | None = None) -> int:
             "samples_per_s_best": round(bound_best, 1),
             "samples_per_s_exact_rule_median": round(rate_median / flops["train_flops_per_sample_exact"], 1),
         },
-        "real_path": {**real_s, "fraction_of_bound": round(statistics.median(fraction_blocks), 3),
-                      "fraction_of_bound_blocks": [round(v, 3) for v in fraction_blocks]},
-        "per_animal_loop": {**ref_s, "fraction_of_bound": round(statistics.median(ref_fraction_blocks), 3),
-                            "fraction_of_bound_blocks": [round(v, 3) for v in ref_fraction_blocks]},
+        "real_path": measured(real_times),
+        "real_path_compiled": None if compiled is None else {
+            **measured(compiled_times), "compile_seconds": round(compile_seconds, 1),
+        },
+        "per_animal_loop": measured(ref_times),
         "phases": phases,
         "adam_step_ms": optimizer_step_ms(base, device),
         "profile": profile,
@@ -598,14 +609,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"GEMM rate (torch.mm, the model's shapes): {rate_median / 1e9:.1f} GFLOP/s median, {rate_best / 1e9:.1f} best")
     print(f"FLOP bound:      {bound:8.1f} samples/s (median rate)")
-    print(
-        f"real path:       {real_s['samples_per_s_median']:8.1f} samples/s median "
-        f"({real_s['samples_per_s_best']:.1f} best) = {record['real_path']['fraction_of_bound']:.1%} of bound"
-    )
-    print(
-        f"per-animal loop: {ref_s['samples_per_s_median']:8.1f} samples/s median "
-        f"({ref_s['samples_per_s_best']:.1f} best) = {record['per_animal_loop']['fraction_of_bound']:.1%} of bound"
-    )
+    rows = [("real path", "real_path"), ("real, compiled", "real_path_compiled"), ("per-animal loop", "per_animal_loop")]
+    for label, key in rows:
+        result = record[key]
+        if result is None:
+            continue
+        print(
+            f"{label + ':':<16} {result['samples_per_s_median']:8.1f} samples/s median "
+            f"({result['samples_per_s_best']:.1f} best) = {result['fraction_of_bound']:.1%} of bound"
+        )
+    if compiled is not None:
+        print(f"(compile=True: one-off compilation + first epoch {compile_seconds:.1f} s, not counted)")
     print(f"Adam step (ms): {record['adam_step_ms']}")
     print(f"real-path step {phases['step_ms']:.1f} ms (its GEMMs at the measured rate: "
           f"{phases['gemm_ms_at_measured_rate']:.1f} ms); phases (ms/step):")

@@ -533,7 +533,7 @@ def _pairing_settings(
 
 def _training_settings(
     *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, monitor: str,
-    max_grad_norm: float | None, seed: int, device: str,
+    max_grad_norm: float | None, compile: bool, seed: int, device: str,
 ) -> dict[str, Any]:
     """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
     from neurovamp.models.training import TrainingConfig
@@ -551,6 +551,7 @@ def _training_settings(
         "checkpoint_every": checkpoint_every,
         "monitor": monitor,
         "max_grad_norm": max_grad_norm,
+        "compile": compile,
     })
     TrainingConfig(**training, seed=seed, device=device)  # ConfigError naming the field
     return training
@@ -693,6 +694,7 @@ def fit_run(
     checkpoint_every: int = 10,
     monitor: str = "loss",
     max_grad_norm: float | None = None,
+    compile: bool = False,
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,
@@ -740,6 +742,9 @@ def fit_run(
     max_grad_norm
         Clip the global gradient norm to this value (``None``: no clipping); a remedy
         for a training loss that explodes.
+    compile
+        Compile the training steps with ``torch.compile`` (faster on long fits, after a
+        one-off compilation; see :class:`~neurovamp.models.training.TrainingConfig`).
     seed
         Seed of the split, the pairing and the training.
     device
@@ -795,7 +800,7 @@ def fit_run(
     }
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                   checkpoint_every=checkpoint_every, monitor=monitor,
-                                  max_grad_norm=max_grad_norm, seed=seed, device=device)
+                                  max_grad_norm=max_grad_norm, compile=compile, seed=seed, device=device)
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])

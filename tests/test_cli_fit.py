@@ -127,6 +127,24 @@ def test_monitor_option_reaches_training(nwb_files, tmp_path):
     assert info["fit"]["best_epoch"] == int(history.loc[history["val/rec"].idxmin(), "epoch"])
 
 
+def test_compile_option_reaches_training(nwb_files, tmp_path, monkeypatch):
+    import neurovamp.models.training as training
+
+    compiled = []
+
+    def eager_stand_in(module):  # records the request; the real compilation is tested in test_training
+        compiled.append(module)
+        return module.loss
+
+    monkeypatch.setattr(training, "_compile_loss", eager_stand_in)
+    run = tmp_path / "run"
+    assert main(fit_args(nwb_files, run, "--epochs", "1", "--compile")) == 0
+    assert read_run_info(run)["training"]["compile"] is True and len(compiled) == 1
+    # compile is an execution setting, like the device: a resume may switch it
+    assert main(fit_args(nwb_files, run, "--epochs", "2", "--resume")) == 0
+    assert read_run_info(run)["training"]["compile"] is False and len(compiled) == 1
+
+
 @pytest.mark.parametrize("hidden", [(), ("none",)])
 def test_hidden_without_widths_means_no_hidden_layer(nwb_files, tmp_path, hidden):
     run = tmp_path / "run"

@@ -47,7 +47,8 @@ def test_fit_run_writes_a_run_that_load_run_reads_back(fitted, nwb_files):
     assert info["pairing"]["conditions"] == ["A", "B", "C", "D"] and info["pairing"]["window"] == 4
     assert info["model"] == CONFIG.to_dict()
     assert info["training"] == {"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 20, "checkpoint_every": 10,
-                                "monitor": "loss", "max_grad_norm": None, "seed": 1, "device": "cpu"}
+                                "monitor": "loss", "max_grad_norm": None, "compile": False, "seed": 1,
+                                "device": "cpu"}
     # the fit's wall time is recorded, and is part of the whole call's
     assert 0 < info["fit"]["seconds"] <= fitted["elapsed"]
     assert info["fit"]["epochs_run"] == 3 and info["fit"]["best_epoch"] == model.fit_info_["best_epoch"]
@@ -103,9 +104,9 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(nwb_files, tmp
     with pytest.raises(OutputExistsError, match=r"unfinished fit; continue it with resume=True \(CLI: --resume\)"):
         fit_run(nwb_files, part, **kwargs)
 
-    # a run written before the drop_missing_events and monitor settings existed resumes too
+    # a run written before the drop_missing_events, monitor and compile settings existed resumes too
     old = read_run_info(part)
-    del old["data"]["drop_missing_events"], old["training"]["monitor"]
+    del old["data"]["drop_missing_events"], old["training"]["monitor"], old["training"]["compile"]
     (part / "run.json").write_text(json.dumps(old))
     resumed = fit_run(nwb_files, part, **kwargs, resume=True)
     assert read_run_info(part)["created"] == created  # the run keeps its creation time

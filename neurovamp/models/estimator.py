@@ -343,7 +343,7 @@ class MultiAnimalModel:
             Show a tqdm progress bar.
         **training
             Other :class:`TrainingConfig` fields (``min_delta``, ``restore_best``,
-            ``checkpoint_every``, ``explode_factor``, ``monitor``).
+            ``checkpoint_every``, ``explode_factor``, ``monitor``, ``compile``).
 
         Returns
         -------
