@@ -17,7 +17,8 @@ are shuffled with a :class:`torch.Generator` seeded from ``(seed, epoch)``, and
 resampled pairs (``strategy="resample"``) are drawn by
 :meth:`~neurovamp.data.pairing.PairedData.epoch_pairs` from ``(paired.seed, epoch)``. A run interrupted after epoch *k* and resumed from its checkpoint therefore
 reaches exactly the weights and history of an uninterrupted run. The caller's global
-torch RNG state is restored when training ends.
+torch RNG state is restored when training ends. The same holds with
+``TrainingConfig(compile=True)``, whose compiled steps draw from the same streams.
 
 Checkpoint format
 -----------------
@@ -126,11 +127,12 @@ class TrainingConfig:
     compile
         Run the training steps' loss (forward and backward) through
         :func:`torch.compile`, which fuses the elementwise work and removes most per-operator
-        overhead: 3-4 % more samples/s for the paper preset on one CPU core
-        (``benchmarks/results/training.md``), for a one-off compilation of 20-60 s per
-        fit (cached on disk across processes). Needs a C++ compiler on CPU (Triton on
-        CUDA). Random draws are torch's own, so a compiled fit matches an eager one up to
-        float rounding; validation always runs eagerly.
+        overhead: 2-4 % more samples/s for the paper preset on one CPU core
+        (``benchmarks/results/training.md``), for a one-off compilation of ~45 s (7-16 s
+        once torch's disk cache holds the kernels; later fits of the same architecture in
+        the process reuse it). Needs a C++ compiler on CPU (Triton on CUDA). Random draws
+        are torch's own, so a compiled fit matches an eager one up to float rounding;
+        validation always runs eagerly.
     """
 
     epochs: int = 100
