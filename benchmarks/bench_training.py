@@ -351,7 +351,7 @@ def phase_breakdown(vae: MultiAnimalVAE, paired: PairedData, batch_size: int, de
     patches = [
         (trainer._train, "batches",
          lambda *a, **kw: clock.wrap_iterator("data (TensorBatcher gather)", batches(*a, **kw)), None),
-        (trainer, "_step_loss", clock.wrap("forward (module.loss)", trainer._step_loss), trainer._step_loss),
+        (trainer.module, "loss", clock.wrap("forward (module.loss)", trainer.module.loss), None),
         (trainer.optimizer, "step", clock.wrap("Adam step", trainer.optimizer.step), None),
         (trainer.optimizer, "zero_grad", clock.wrap("zero_grad", trainer.optimizer.zero_grad), None),
         (torch.Tensor, "backward", clock.wrap("backward", torch.Tensor.backward), torch.Tensor.backward),

@@ -168,7 +168,8 @@ def test_checkpoint_guards(tmp_path, paired):
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_matches_eager_and_is_deterministic(paired):
-    # 24 pairs x 4 sub-windows in the train split: the last batch of 16 is a partial one.
+    # 72 training samples in batches of 16: the epoch's last batch (8) runs eagerly.
+    assert TensorBatcher(paired, "train").n_samples % CFG["batch_size"] == 8
     cfg = dict(CFG, epochs=3)
     eager = new_module(paired)
     h_eager = fit_module(eager, paired, TrainingConfig(**cfg), progress=False)

@@ -488,8 +488,9 @@ class Trainer:
         self.device = resolve_device(self.config.device)
         self.module.to(self.device)
         self.optimizer = _adam(self.module, lr=self.config.lr, weight_decay=self.config.weight_decay)
-        # Training steps call this; validation always calls the eager module.loss.
-        self._step_loss = _compile_loss(self.module) if self.config.compile else self.module.loss
+        # Full training batches call this (see _training_loss); validation runs eagerly.
+        self._compiled_loss = _compile_loss(self.module) if self.config.compile else None
+        self._compiled = False  # whether a compiled step has run (the first one compiles)
         from neurovamp.data.tensors import TensorBatcher
 
         self._train = TensorBatcher(paired, "train", device=self.device)
@@ -602,7 +603,7 @@ class Trainer:
         sums: dict[str, float] = {}
         n_total = 0
         for xs, mask in self._train_batches(generator, epoch):
-            terms = self._training_loss(xs, mask)
+            terms = self._training_loss(xs, mask, bar)
             loss = terms["loss"]
             values = _term_values(terms)  # one device sync for every term
             if not n_total:
@@ -653,16 +654,27 @@ class Trainer:
             postfix[self.monitor] = f"{score:.4g}"
         bar.set_postfix(postfix, refresh=False)
 
-    def _training_loss(self, xs: list[torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of one training batch (compiled with ``config.compile``)."""
-        if not self.config.compile:
-            return self._step_loss(xs, mask)
+    def _training_loss(self, xs: list[torch.Tensor], mask: torch.Tensor, bar: tqdm) -> dict[str, torch.Tensor]:
+        """The loss terms of one training batch (compiled with ``config.compile``).
+
+        An epoch's last, smaller batch runs eagerly: compiling a second graph for it would
+        cost as long as the first compilation and save a few milliseconds per epoch.
+        """
+        if self._compiled_loss is None or int(mask.shape[0]) != self.config.batch_size:
+            return self.module.loss(xs, mask)
+        first = not self._compiled
+        if first:  # the progress bar says why the first batch takes long
+            bar.set_description("training (compiling the step once, 10-60 s)", refresh=True)
         try:
-            return self._step_loss(xs, mask)
+            terms = self._compiled_loss(xs, mask)
         except Exception as exc:
             if _is_compile_failure(exc):
                 raise ConfigError(_compile_failure_message(exc)) from exc
             raise
+        if first:
+            self._compiled = True
+            bar.set_description("training", refresh=True)
+        return terms
 
     def _monitored_score(self, epoch: int, terms: Mapping[str, float]) -> float:
         """The epoch's value of the monitored term (``terms`` of the watched split)."""
