@@ -168,13 +168,17 @@ def test_checkpoint_guards(tmp_path, paired):
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_matches_eager_and_is_deterministic(paired):
+    from torch._dynamo.utils import counters
+
     # 72 training samples in batches of 16: the epoch's last batch (8) runs eagerly.
     assert TensorBatcher(paired, "train").n_samples % CFG["batch_size"] == 8
     cfg = dict(CFG, epochs=3)
     eager = new_module(paired)
     h_eager = fit_module(eager, paired, TrainingConfig(**cfg), progress=False)
+    torch._dynamo.reset()
     a, b = new_module(paired), new_module(paired)
     h_a = fit_module(a, paired, TrainingConfig(**cfg, compile=True), progress=False)
+    assert counters["stats"]["unique_graphs"] >= 1  # a graph was really compiled
     h_b = fit_module(b, paired, TrainingConfig(**cfg, compile=True), progress=False)
     assert h_a == h_b  # same seed, same result
     assert_same_params(params(a), params(b))
@@ -183,6 +187,29 @@ def test_compiled_training_matches_eager_and_is_deterministic(paired):
         np.testing.assert_allclose(h_a[key], h_eager[key], rtol=1e-4)
     for key, value in params(eager).items():
         torch.testing.assert_close(params(a)[key], value, rtol=1e-3, atol=1e-4)
+
+
+class ShapeBug(torch.nn.Module):
+    """Wraps a module; its training loss multiplies matrices of mismatched shapes."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def loss(self, xs, mask):
+        out = dict(self.inner.loss(xs, mask))
+        out["loss"] = out["loss"] + torch.mm(xs[0], torch.ones(xs[0].shape[1] + 1, 1)).sum()
+        return out
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_a_model_error_under_compile_is_the_model_error(paired):
+    # TorchDynamo wraps it while tracing; the engine reports the model's own exception
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as info:
+        fit_module(ShapeBug(new_module(paired)), paired, TrainingConfig(**CFG, compile=True), progress=False)
+    assert not isinstance(info.value, ConfigError)
+    assert type(info.value.__context__).__module__.startswith("torch._dynamo")  # the compiled path ran
 
 
 def test_compile_failure_is_a_clear_config_error(paired, monkeypatch):
@@ -199,7 +226,8 @@ def test_compile_failure_is_a_clear_config_error(paired, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", failing_compile)
     cfg = TrainingConfig(**CFG, compile=True)
-    with pytest.raises(ConfigError, match=r"compile=True, but torch.compile failed.*g\+\+ not found.*compile=False"):
+    with pytest.raises(ConfigError, match=r"compile=True, but torch.compile failed.*g\+\+ not found.*C\+\+ compiler"
+                                          r".*compile=False"):
         fit_module(new_module(paired), paired, cfg, progress=False)
 
 

@@ -116,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--compile", action="store_true",
         help="compile the training steps with torch.compile: 2-4 %% faster per epoch after a one-off "
-             "compilation of 10-60 s; needs a C++ compiler on CPU",
+             "compilation (5-15 s with torch's cache warm, ~45 s cold); needs a C++ compiler on CPU",
     )
     out = p.add_argument_group("output")
     out.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

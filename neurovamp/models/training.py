@@ -76,7 +76,12 @@ CHECKPOINT_NAME = "checkpoint.pt"
 _CHECKPOINT_FORMAT = "neurovamp-checkpoint"
 _CHECKPOINT_VERSION = 1
 RESUMABLE_FIELDS: tuple[str, ...] = ("epochs", "patience", "checkpoint_every", "device", "compile")
-"""Training settings that may differ between a run and its resumption (determinism is kept)."""
+"""Training settings that may differ between a run and its resumption.
+
+Changing ``epochs``, ``patience`` or ``checkpoint_every`` keeps the result exact; a resume on
+another ``device`` or with another ``compile`` setting equals the uninterrupted run up to
+float rounding.
+"""
 # Values of fields added after version 1 checkpoints were first written: what those
 # checkpoints' runs did (not the current defaults), so resuming them compares correctly.
 _LEGACY_CONFIG = {"monitor": "loss"}
@@ -128,11 +133,13 @@ class TrainingConfig:
         Run the training steps' loss (forward and backward) through
         :func:`torch.compile`, which fuses the elementwise work and removes most per-operator
         overhead: 2-4 % more samples/s for the paper preset on one CPU core
-        (``benchmarks/results/training.md``), for a one-off compilation of ~45 s (7-16 s
-        once torch's disk cache holds the kernels; later fits of the same architecture in
-        the process reuse it). Needs a C++ compiler on CPU (Triton on CUDA). Random draws
-        are torch's own, so a compiled fit matches an eager one up to float rounding;
-        validation always runs eagerly.
+        (``benchmarks/results/training.md``), for a one-off compilation of 5-15 s with
+        torch's disk cache warm (~45 s cold). Needs a C++ compiler on CPU (Triton on
+        CUDA). Random draws are torch's own, so a compiled fit matches an eager one up to
+        float rounding; an epoch's last, smaller batch and validation run eagerly. Within
+        one process torch compiles once per architecture (layer sizes), and after 8
+        architectures (``torch._dynamo.config.recompile_limit``) it runs the loss eagerly
+        with a warning.
     """
 
     epochs: int = 100
@@ -372,17 +379,27 @@ def _compile_loss(module: torch.nn.Module) -> Callable[..., dict[str, torch.Tens
         raise ConfigError(_compile_failure_message(exc)) from exc
 
 
-def _is_compile_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from torch.compile's machinery rather than from the model."""
+def _from_torch_compile(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by torch.compile's machinery (TorchDynamo or Inductor)."""
     return type(exc).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
+def _is_backend_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a failure to build the compiled code (e.g. no C++ compiler)."""
+    return type(exc).__name__ == "BackendCompilerFailed" or type(exc).__module__.startswith("torch._inductor")
+
+
 def _compile_failure_message(exc: BaseException) -> str:
+    """ConfigError text for a torch.compile failure that is not the model's own error."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    remedy = (
+        "on CPU it needs a C++ compiler (g++ or clang++ on the PATH), on CUDA Triton"
+        if _is_backend_failure(exc)
+        else "the module's loss runs eagerly but cannot be compiled"
+    )
     return (
         f"TrainingConfig.compile=True, but torch.compile failed ({type(exc).__name__}: {detail[:300]}); "
-        "on CPU it needs a C++ compiler (g++ or clang++ on the PATH), on CUDA Triton. "
-        "Train with compile=False (CLI: without --compile)"
+        f"{remedy}. Train with compile=False (CLI: without --compile)"
     )
 
 
@@ -664,13 +681,17 @@ class Trainer:
             return self.module.loss(xs, mask)
         first = not self._compiled
         if first:  # the progress bar says why the first batch takes long
-            bar.set_description("training (compiling the step once, 10-60 s)", refresh=True)
+            bar.set_description("training (compiling the step, once)", refresh=True)
         try:
             terms = self._compiled_loss(xs, mask)
         except Exception as exc:
-            if _is_compile_failure(exc):
-                raise ConfigError(_compile_failure_message(exc)) from exc
-            raise
+            if not _from_torch_compile(exc):
+                raise
+            if not _is_backend_failure(exc):
+                # TorchDynamo wraps errors of the traced code (a shape mismatch, say): the
+                # eager call raises the model's own exception with its own message.
+                self.module.loss(xs, mask)
+            raise ConfigError(_compile_failure_message(exc)) from exc
         if first:
             self._compiled = True
             bar.set_description("training", refresh=True)
