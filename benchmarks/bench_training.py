@@ -531,12 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     bound = rate_median / flops["train_flops_per_sample"]
     bound_best = rate_best / flops["train_flops_per_sample"]
     # Per-block fraction (same block's GEMM rate), median over blocks: robust to load drift.
-    def fractions(times: list[float]) -> list[float]:
-        return [(per_block / t) / (gemm.flops / gt / flops["train_flops_per_sample"])
-                for t, gt in zip(times, gemm_times)]
-
     def measured(times: list[float]) -> dict:
-        blocks = fractions(times)
+        blocks = [(per_block / t) / (gemm.flops / gt / flops["train_flops_per_sample"])
+                  for t, gt in zip(times, gemm_times)]
         return {**summarise(times, per_block), "fraction_of_bound": round(statistics.median(blocks), 3),
                 "fraction_of_bound_blocks": [round(v, 3) for v in blocks]}
 

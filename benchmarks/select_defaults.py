@@ -61,6 +61,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -242,6 +243,37 @@ def markdown_table(rows: list[dict], seeds: int) -> str:
     return header + "\n".join(lines) + f"\n\nMean over {seeds} simulated data set(s); ± is half the range.\n"
 
 
+def run_meta(args: argparse.Namespace, elapsed: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """What a selection run records beside every result row: data, pairing, training, machine.
+
+    Parameters
+    ----------
+    args
+        The run's options (``seeds``, ``window``, ``stride``, ``epochs``, ``patience``).
+    elapsed
+        Wall time of the run's fits in seconds.
+    load_before
+        ``os.getloadavg()`` when the run started.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable settings, load averages and the defaults at run time.
+    """
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "simulation": simulation_config(0).to_dict() | {"seed": list(range(args.seeds))},
+        "pairing": {"conditions": list(CONDITIONS), "window": args.window, "stride": args.stride,
+                    "split": [0.7, 0.15, 0.15]},
+        "training": {"epochs": args.epochs, "patience": args.patience, "batch_size": 128, "lr": 1e-3},
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+        "elapsed_s": round(elapsed, 1),
+        "defaults_at_run": ModelConfig().to_dict(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the grid, print and save the results."""
     args = parse_args(argv)
@@ -273,18 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed} {name:<9} " + " ".join(
                 f"{k}={row[k]:.3f}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in METRICS))
     elapsed = time.perf_counter() - t_start
-    meta = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "simulation": simulation_config(0).to_dict() | {"seed": list(range(args.seeds))},
-        "pairing": {"conditions": list(CONDITIONS), "window": args.window, "stride": args.stride,
-                    "split": [0.7, 0.15, 0.15]},
-        "training": {"epochs": args.epochs, "patience": args.patience, "batch_size": 128, "lr": 1e-3},
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "elapsed_s": round(elapsed, 1),
-        "defaults_at_run": ModelConfig().to_dict(),
-    }
+    meta = run_meta(args, elapsed, load_before)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as fh:
         for row in rows:

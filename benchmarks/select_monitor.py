@@ -36,7 +36,6 @@ import statistics
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +44,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from select_defaults import CONDITIONS, evaluate, make_data, simulation_config  # noqa: E402
+from select_defaults import evaluate, make_data, run_meta  # noqa: E402
 
 from neurovamp._files import atomic_output, check_writable  # noqa: E402
 from neurovamp.data.pairing import PairedData  # noqa: E402
-from neurovamp.models.config import ModelConfig  # noqa: E402
 from neurovamp.models.estimator import MultiAnimalModel  # noqa: E402
 from neurovamp.models.training import MONITOR_TERMS  # noqa: E402
 
@@ -279,20 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"seed {seed} {model_name:<11} {monitor:<4} " + " ".join(
                     f"{k}={row[k]:.3f}" if isinstance(row[k], float) else f"{k}={row[k]}"
                     for k in (*SCORES, *COSTS, "argmin_loss", "argmin_rec")), flush=True)
-    meta = {
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "simulation": simulation_config(0).to_dict() | {"seed": list(range(args.seeds))},
-        "seeds": list(range(args.seeds)),
-        "pairing": {"conditions": list(CONDITIONS), "window": args.window, "stride": args.stride,
-                    "split": [0.7, 0.15, 0.15]},
-        "training": {"epochs": args.epochs, "patience": args.patience, "batch_size": 128, "lr": 1e-3},
-        "torch_threads": torch.get_num_threads(),
-        "loadavg_before": [round(v, 2) for v in load_before],
-        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "elapsed_s": round(time.perf_counter() - t_start, 1),
-        "n_fits": len(rows),
-        "defaults_at_run": ModelConfig().to_dict(),
-    }
+    meta = {**run_meta(args, time.perf_counter() - t_start, load_before),
+            "seeds": list(range(args.seeds)), "n_fits": len(rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("a", encoding="utf-8") as fh:
         for row in rows:
