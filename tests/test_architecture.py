@@ -137,8 +137,10 @@ def _imports_of(module: str, path: Path) -> frozenset[tuple[str, int]]:
     for node in tree.body:  # registries of module names: lazy faces, command tables
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             for const in ast.walk(node.value):
-                if isinstance(const, ast.Constant) and isinstance(const.value, str) and const.value in MODULES:
-                    add(const.value, const.lineno)
+                if isinstance(const, ast.Constant) and isinstance(const.value, str):
+                    name = const.value.partition(":")[0]  # lazy faces: "module" or "module:attribute"
+                    if name in MODULES:
+                        add(name, const.lineno)
     return frozenset(found)
 
 
@@ -235,6 +237,7 @@ def _graph_of(source: str, name: str, tmp_path: Path, monkeypatch) -> set[str]:
     "def f():\n    from neurovamp.analysis import metrics\n",
     "import importlib\ndef f():\n    return importlib.import_module('neurovamp.analysis.metrics')\n",
     "_EXPORTS = {'bits_per_spike': 'neurovamp.analysis.metrics'}\n",
+    "_EXPORTS = {'bps': 'neurovamp.analysis.metrics:bits_per_spike'}\n",
     "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from neurovamp.analysis.metrics import psth_r2\n",
 ])
 def test_an_upward_import_in_any_form_is_found(source, tmp_path, monkeypatch):
