@@ -226,8 +226,8 @@ def read_nwb_dataset(
         float variable named after it in lower case, ``(trial, time, <name>_dim)``,
         the mean of the samples in each bin (linearly interpolated in a bin without a
         sample) with the series' unit in its ``unit`` attribute; the trial means of
-        each dimension become trial labels (``<name>`` for a one-dimensional series,
-        ``<name>_<dim>`` otherwise).
+        each dimension become trial labels ``<name>_<dim>`` (``position_x``; a lone
+        one-dimensional series ``speed`` gives ``speed_value``).
     drop_uncovered
         Leave out trials (windows) that a behaviour series does not cover, with a
         warning naming them, instead of raising.

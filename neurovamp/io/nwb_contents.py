@@ -68,10 +68,12 @@ class SeriesData:
         return re.sub(r"\W+", "_", self.name.split("/")[-1]).strip("_").lower() or "behavior"
 
     def label_names(self) -> list[str]:
-        """Names of the trial-mean labels: ``<variable>`` (one dimension) or ``<variable>_<dim>``."""
-        if len(self.dims) == 1:
-            return [self.variable]
-        return [f"{self.variable}_{d}" for d in self.dims]
+        """Names of the trial-mean labels, ``<variable>_<dim>`` (e.g. ``position_x``).
+
+        A label cannot share the variable's name (one Dataset holds both); a single
+        dimension named as the variable (a lone series ``speed``) gives ``speed_value``.
+        """
+        return [f"{self.variable}_{'value' if d.lower() == self.variable else d}" for d in self.dims]
 
 
 @dataclass(frozen=True)
