@@ -242,6 +242,7 @@ def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
         labels=data.get("labels"),
         allow_silent_units=bool(data.get("allow_silent_units", False)),
         drop_missing_events=bool(data.get("drop_missing_events", False)),
+        **dict(data.get("recording") or {}),
     )
 
 
@@ -257,6 +258,7 @@ def _pair(tree: xr.DataTree, pairing: Mapping[str, Any]) -> PairedData:
         seed=int(pairing["seed"]),
         window=pairing.get("window"),
         stride=int(pairing.get("stride", 1)),
+        **({"pair_bins": int(pairing["pair_bins"])} if pairing.get("pair_bins") is not None else {}),
     )
 
 
@@ -481,8 +483,9 @@ def _data_settings(
     drop_missing_events: bool,
     pair_by: str,
     filters: Mapping[str, list] | None,
+    recording: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``data`` section of run.json (absolute paths, loaded labels)."""
+    """The ``data`` section of run.json (absolute paths, loaded labels, other recording options)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     try:
@@ -499,6 +502,7 @@ def _data_settings(
         "labels": labels_to_load(labels, pair_by, filters or ()),
         "allow_silent_units": bool(allow_silent_units),
         "drop_missing_events": bool(drop_missing_events),
+        "recording": _plain(dict(recording or {})),
     }
 
 
@@ -512,6 +516,7 @@ def _pairing_settings(
     seed: int,
     subwindow: int | None,
     stride: int,
+    pair_bins: int | None = None,
 ) -> dict[str, Any]:
     """The ``pairing`` section of run.json (values checked further by ``pair_trials``)."""
     if subwindow is None and stride != 1:
@@ -528,6 +533,7 @@ def _pairing_settings(
         "seed": _plain(seed),
         "window": _plain(subwindow),
         "stride": _plain(stride),
+        "pair_bins": _plain(pair_bins),
     }
 
 
@@ -584,7 +590,8 @@ def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Ma
 
 
 # The value a data setting added later had in runs written before it existed.
-_LEGACY_DATA = {"drop_missing_events": False}
+_LEGACY_DATA = {"drop_missing_events": False, "recording": {}}
+_LEGACY_PAIRING = {"pair_bins": None}
 
 
 def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -600,6 +607,7 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     previous = read_run_info(run_dir)
     before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model")}
     before["data"] = {**_LEGACY_DATA, **before["data"]}
+    before["pairing"] = {**_LEGACY_PAIRING, **before["pairing"]}
     changed = [
         f"{section}.{key}"
         for section in before
@@ -679,7 +687,9 @@ def fit_run(
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
     drop_missing_events: bool = False,
+    recording: Mapping[str, Any] | None = None,
     pair_by: str = "odor",
+    pair_bins: int | None = None,
     strategy: str = "truncate",
     filters: Mapping[str, Any] | None = None,
     conditions: Sequence[Any] | None = None,
@@ -719,6 +729,13 @@ def fit_run(
         How NWB files are binned (see :func:`neurovamp.data.dataset.load_recordings`);
         ``labels=None`` keeps every trials column, otherwise ``pair_by`` and the filter
         labels are added to ``labels``.
+    recording
+        The other options of ``load_recordings`` (``trials``, ``event_relative_to``,
+        ``units``, ``behavior``, ``windows``, ``drop_uncovered``), recorded in run.json
+        so that evaluate and impute read the data the same way.
+    pair_bins
+        Pair on this many equal bins of a continuous ``pair_by`` label (see
+        :func:`neurovamp.data.pairing.pair_trials`).
     pair_by, strategy, split
         Pairing label, strategy and split fractions (see
         :func:`neurovamp.data.pairing.pair_trials`); ``seed`` seeds the split and pairs.
@@ -794,9 +811,10 @@ def fit_run(
     settings = {
         "data": _data_settings(paths, event=event, window=window, bin_size=bin_size, labels=labels,
                                allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
-                               pair_by=pair_by, filters=filters),
+                               pair_by=pair_by, filters=filters, recording=recording),
         "pairing": _pairing_settings(pair_by=pair_by, strategy=strategy, filters=filters, conditions=conditions,
-                                     split=split, seed=seed, subwindow=subwindow, stride=stride),
+                                     split=split, seed=seed, subwindow=subwindow, stride=stride,
+                                     pair_bins=pair_bins),
     }
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                   checkpoint_every=checkpoint_every, monitor=monitor,

@@ -128,10 +128,14 @@ def test_load_recordings_from_nwb_and_saved_sets(tmp_path):
         load_recordings([saved, a], window=(0.0, 0.5), bin_size=0.1)
 
 
-def test_load_recordings_duplicate_subject_across_nwb_files(tmp_path):
+def test_load_recordings_sessions_of_one_subject_are_distinct_animals(tmp_path):
     a = _nwb(tmp_path / "a.nwb", "amy", [np.array([0.1])])
     a2 = _nwb(tmp_path / "a2.nwb", "amy", [np.array([0.2])])
-    with pytest.raises(DataError, match=r"duplicate animal id 'amy' in .*a\.nwb and .*a2\.nwb"):
-        load_recordings([a, a2])
+    tree = load_recordings([a, a2], window=(0.0, 0.5), bin_size=0.1)
+    assert animals(tree) == ["amy_a", "amy_a2"]  # subject_session (file stem: no session_id)
+    np.testing.assert_array_equal(get_modality(tree, "amy_a").values[0, 0], [0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(get_modality(tree, "amy_a2").values[0, 0], [0, 0, 1, 0, 0])
+    with pytest.raises(DataError, match=r"duplicate animal id 'amy' in .*a\.nwb and .*a\.nwb"):
+        load_recordings([a, a])  # the same session twice
     with pytest.raises(DataError, match="no recordings given"):
         load_recordings([])

@@ -53,6 +53,9 @@ __all__ = [
     "decode_shared",
     "decode_over_time",
     "transfer_decode",
+    "BehaviorDecodingResult",
+    "behavior_samples",
+    "decode_behavior",
 ]
 
 ModelName = Literal["auto", "logistic", "ridge"]
@@ -845,5 +848,181 @@ def decode_over_time(
         n_folds=len(splits),
         scheme=scheme,
         model=model,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------- continuous behaviour
+@dataclass(frozen=True)
+class BehaviorDecodingResult:
+    """Cross-validated regression of a continuous behaviour (e.g. position) from features.
+
+    Attributes
+    ----------
+    r2
+        Held-out R² averaged over the dimensions (mean of the folds).
+    r2_per_dim
+        Held-out R² of each dimension.
+    error
+        Mean Euclidean distance between predicted and true behaviour over all held-out
+        samples, in ``unit``.
+    null_error
+        The same distance when every held-out sample is predicted by its training fold's
+        mean behaviour (the null beside ``error``).
+    null_r2
+        Held-out R² of that mean prediction (``<= 0``; the null beside ``r2``).
+    unit
+        Unit of measure of the behaviour (``""`` when unknown).
+    dims
+        Names of the dimensions.
+    n_samples, n_folds, scheme, seed
+        As in :class:`DecodingResult`.
+    """
+
+    r2: float
+    r2_per_dim: tuple[float, ...]
+    error: float
+    null_error: float
+    null_r2: float
+    unit: str
+    dims: tuple[str, ...]
+    n_samples: int
+    n_folds: int
+    scheme: str
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dictionary of every attribute."""
+        return {key: _json(getattr(self, key)) for key in self.__dataclass_fields__}
+
+
+def behavior_samples(
+    counts: xr.DataArray, behavior: xr.DataArray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One decoding sample per (trial, bin): the units' counts and the behaviour in that bin.
+
+    Parameters
+    ----------
+    counts
+        A modality ``(trial, unit, time)``.
+    behavior
+        Its behaviour variable ``(trial, time, dim)`` (e.g. ``get_behavior(tree, animal,
+        "position")``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Features ``(n_trials * n_bins, n_units)``, behaviour ``(n_trials * n_bins, n_dims)``
+        and the trial index of each sample (pass it as ``groups`` so that bins of one
+        trial never sit on both sides of a split).
+
+    Raises
+    ------
+    DataError
+        If the two do not share trials and bins.
+    """
+    if behavior.dims[:2] != ("trial", "time") or behavior.sizes["trial"] != counts.sizes["trial"] \
+            or behavior.sizes["time"] != counts.sizes["time"]:
+        raise DataError(
+            f"behaviour {behavior.name!r} {dict(behavior.sizes)} does not lie on the counts' trials and bins "
+            f"{dict(counts.sizes)}"
+        )
+    c = np.asarray(counts.transpose("trial", "time", "unit").values, dtype=float)
+    b = np.asarray(behavior.values, dtype=float).reshape(behavior.sizes["trial"], behavior.sizes["time"], -1)
+    groups = np.repeat(np.arange(c.shape[0]), c.shape[1])
+    return c.reshape(-1, c.shape[2]), b.reshape(-1, b.shape[2]), groups
+
+
+def decode_behavior(
+    features: ArrayLike,
+    behavior: ArrayLike,
+    *,
+    bins: int | None = None,
+    groups: ArrayLike | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    alpha: float = 1.0,
+    C: float = 1.0,
+    unit: str | None = None,
+    n_permutations: int = 0,
+) -> BehaviorDecodingResult | DecodingResult:
+    """Cross-validated decoding of a continuous behaviour, as a value or as bins.
+
+    Parameters
+    ----------
+    features
+        ``(sample, feature)`` array (e.g. counts from :func:`behavior_samples`, or latent
+        means).
+    behavior
+        ``(sample,)`` or ``(sample, dim)`` behaviour; a DataArray gives ``unit`` (its
+        ``unit`` attribute) and the dimension names.
+    bins
+        ``None``: ridge regression, scored by R² and by the error in the behaviour's unit
+        beside the training-mean null (:class:`BehaviorDecodingResult`). An integer:
+        the (one-dimensional) behaviour is cut into that many equal-width bins over its
+        range and the bin is decoded as a class with :func:`decode_labels` (balanced
+        accuracy, chance ``1 / n_classes``).
+    groups, folds, seed, alpha, C, n_permutations
+        As in :func:`decode_labels` (``n_permutations`` for bins only).
+    unit
+        Unit of measure of the behaviour (overrides the DataArray's).
+
+    Returns
+    -------
+    BehaviorDecodingResult or DecodingResult
+
+    Raises
+    ------
+    DataError
+        On NaN values, mismatched lengths, or bins of a behaviour with several dimensions.
+    ConfigError
+        On invalid ``bins``, ``folds`` or ``alpha``.
+    """
+    folds = _check_folds(folds)
+    dims: tuple[str, ...] = ()
+    if isinstance(behavior, xr.DataArray):
+        unit = str(behavior.attrs.get("unit", "")) if unit is None else unit
+        if behavior.ndim == 2:
+            dims = tuple(str(v) for v in behavior[behavior.dims[1]].values)
+    x = _as_features(features)
+    y = np.asarray(behavior, dtype=float)
+    y = y.reshape(y.shape[0], -1) if y.ndim > 1 else y[:, None]
+    if y.shape[0] != x.shape[0]:
+        raise DataError(f"behaviour has {y.shape[0]} samples for {x.shape[0]} feature rows")
+    if not np.isfinite(y).all():
+        raise DataError("behaviour holds NaN or inf; leave out uncovered trials (drop_uncovered=True)")
+    g = _as_groups(groups, x.shape[0])
+    if bins is not None:
+        if isinstance(bins, bool) or not isinstance(bins, int | np.integer) or bins < 2:
+            raise ConfigError(f"bins must be an integer >= 2, got {bins!r}")
+        if y.shape[1] != 1:
+            raise DataError(f"bins need a one-dimensional behaviour; this one has {y.shape[1]} dimensions, choose one")
+        edges = np.linspace(y.min(), y.max(), int(bins) + 1)
+        classes = np.clip(np.searchsorted(edges, y[:, 0], side="right") - 1, 0, int(bins) - 1)
+        return decode_labels(x, classes, folds=folds, seed=seed, model="logistic", groups=g, C=C,
+                             n_permutations=n_permutations)
+    estimator = _estimator("ridge", C, alpha)
+    splits, scheme = _splits(y[:, 0], g, folds, seed, "ridge")
+    pred = np.empty_like(y)
+    null = np.empty_like(y)
+    scores, null_scores = [], []
+    for train, test in splits:
+        est = clone(estimator).fit(x[train], y[train])
+        pred[test] = est.predict(x[test]).reshape(len(test), -1)
+        null[test] = y[train].mean(axis=0)
+        scores.append(r2_score(y[test], pred[test], multioutput="raw_values"))
+        null_scores.append(r2_score(y[test], null[test], multioutput="raw_values"))
+    per_dim = np.mean(scores, axis=0)
+    return BehaviorDecodingResult(
+        r2=float(per_dim.mean()),
+        r2_per_dim=tuple(float(v) for v in per_dim),
+        error=float(np.linalg.norm(pred - y, axis=1).mean()),
+        null_error=float(np.linalg.norm(null - y, axis=1).mean()),
+        null_r2=float(np.mean(null_scores)),
+        unit=unit or "",
+        dims=dims or tuple(str(k) for k in range(y.shape[1])),
+        n_samples=int(x.shape[0]),
+        n_folds=len(splits),
+        scheme=scheme,
         seed=seed,
     )

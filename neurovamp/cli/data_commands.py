@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import xarray as xr
 
-__all__ = ["register", "convert_release_command", "info_command", "format_modality_info"]
+from neurovamp.cli.recording_options import add_recording_options, recording_settings
+
+__all__ = ["register", "convert_release_command", "info_command", "format_modality_info", "format_file_contents"]
 
 #: Labels with more distinct values than this are summarised, not tabulated.
 MAX_TABLE_VALUES = 12
@@ -58,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--drop-missing-events", action="store_true",
         help="leave out trials whose event time is NaN (e.g. aborted trials) instead of stopping",
     )
+    add_recording_options(info)
     info.set_defaults(func=info_command)
 
 
@@ -85,21 +91,38 @@ def convert_release_command(args: argparse.Namespace) -> int:
 
 
 def info_command(args: argparse.Namespace) -> int:
-    """Run ``neurovamp info``: print units, trials and trials per label value per animal.
+    """Run ``neurovamp info``: what each NWB file holds, then units, trials and labels per animal.
+
+    For each NWB file the intervals tables (rows, columns), units (columns, locations),
+    electrode locations and time series are listed. The files are then binned with the
+    options given; when no option chooses trials (``--trials``/``--windows``) and a file
+    has no ``trials`` table, a hint on how to bin it replaces the per-animal summary.
 
     Parameters
     ----------
     args
         Parsed arguments (``paths``, ``event``, ``window``, ``bin_size``, ``labels``,
-        ``allow_silent_units``).
+        ``allow_silent_units``, ``drop_missing_events`` and the recording options).
 
     Returns
     -------
     int
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
-    from neurovamp.data.dataset import animals, get_modality, load_recordings
+    from neurovamp.data.dataset import DATASET_SUFFIXES, animals, get_modality, load_recordings
+    from neurovamp.io.nwb_contents import describe_nwb
 
+    recording = recording_settings(args)
+    contents = [describe_nwb(p) for p in args.paths if Path(p).suffix.lower() not in DATASET_SUFFIXES]
+    blocks = [format_file_contents(c) for c in contents]
+    untrialled = [c["path"] for c in contents if "trials" not in c["intervals"]]
+    if untrialled and "trials" not in recording and "windows" not in recording:
+        blocks.append(
+            f"no trials table in {', '.join(untrialled)}: choose an intervals table with --trials TABLE, "
+            "or cut the session into windows with --windows SECONDS (and --behavior NAME for a behaviour series)"
+        )
+        print("\n\n".join(blocks))
+        return 0
     tree = load_recordings(
         args.paths,
         event=args.event,
@@ -108,10 +131,65 @@ def info_command(args: argparse.Namespace) -> int:
         labels=args.labels,
         allow_silent_units=args.allow_silent_units,
         drop_missing_events=args.drop_missing_events,
+        **recording,
     )
-    blocks = [format_modality_info(get_modality(tree, animal)) for animal in animals(tree)]
+    for animal in animals(tree):
+        block = format_modality_info(get_modality(tree, animal))
+        node = tree[animal].to_dataset()
+        for name, var in node.data_vars.items():
+            if name != "counts":
+                unit = var.attrs.get("unit") or "unit not given"
+                dims = ", ".join(map(str, var[var.dims[2]].values)) if var.ndim == 3 else ""
+                block += f"\n  behaviour {name} ({var.attrs.get('series', '')}): dimensions {dims}; {unit}"
+        blocks.append(block)
     print("\n\n".join(blocks))
     return 0
+
+
+def format_file_contents(contents: dict[str, Any]) -> str:
+    """Readable listing of :func:`neurovamp.io.nwb_contents.describe_nwb`'s result.
+
+    Parameters
+    ----------
+    contents
+        The description of one NWB file.
+
+    Returns
+    -------
+    str
+        Several lines: subject and session, intervals tables, units, electrodes and time series.
+    """
+    lines = [
+        f"{contents['path']}",
+        f"  subject {contents['subject'] or '(blank)'}, session {contents['session']}",
+    ]
+    if contents["intervals"]:
+        lines.append("  intervals tables:")
+        for name, table in contents["intervals"].items():
+            lines.append(f"    {name}: {table['rows']} rows; columns {', '.join(table['columns'])}")
+    else:
+        lines.append("  no intervals tables")
+    units = contents["units"]
+    if units is None:
+        lines.append("  no units table")
+    else:
+        where = ", ".join(f"{loc} {n}" for loc, n in units["locations"].items()) or "not given"
+        lines.append(f"  units: {units['count']}; columns {', '.join(units['columns'])}; locations {where}")
+    if contents["electrodes"]:
+        lines.append("  electrodes by location: " + ", ".join(f"{loc} {n}" for loc, n in contents["electrodes"].items()))
+    if contents["series"]:
+        lines.append("  time series:")
+        for name, info in contents["series"].items():
+            if "series" in info:
+                lines.append(f"    {name} ({info['type']}, {info['where']}): series {', '.join(info['series'])}")
+            else:
+                lines.append(
+                    f"    {name} ({info['type']}, {info['where']}): shape {info['shape']}, "
+                    f"{info['unit'] or 'unit not given'}, {info['start']:.6g} to {info['stop']:.6g} s"
+                )
+    else:
+        lines.append("  no time series")
+    return "\n".join(lines)
 
 
 def format_modality_info(da: xr.DataArray) -> str:

@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from neurovamp.cli.recording_options import add_recording_options, recording_settings
+
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
 
@@ -60,12 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--drop-missing-events", action="store_true",
         help="leave out trials whose event time is NaN (e.g. aborted trials) instead of stopping",
     )
+    add_recording_options(data)
     pairing = p.add_argument_group("pairing")
     pairing.add_argument("--pair-by", default="odor", metavar="COL", help="trial label to pair animals on (default: odor)")
     pairing.add_argument("--strategy", choices=_STRATEGIES, default="truncate", help="pairing strategy (default: truncate)")
     pairing.add_argument(
         "--filter", dest="filters", action="extend", nargs="+", metavar="COL=VALUE",
         help="keep trials whose label equals the value (e.g. correct=true odor=A,B); repeatable",
+    )
+    pairing.add_argument(
+        "--pair-bins", type=int, metavar="N",
+        help="pair on N equal bins of a continuous --pair-by label (e.g. position from --behavior); "
+             "bins an animal never visited are masked",
     )
     pairing.add_argument("--conditions", nargs="+", metavar="VALUE", help="values of --pair-by to keep, in order (e.g. A B C D)")
     pairing.add_argument(
@@ -179,15 +187,17 @@ def fit_command(args: argparse.Namespace) -> int:
     check_run_folder(args.out, overwrite=args.overwrite, resume=args.resume)  # before loading any data
     filters_text = parse_filters(args.filters)
     labels = labels_to_load(args.labels, args.pair_by, filters_text)
+    recording = recording_settings(args)
     tree = load_recordings(args.paths, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
                            labels=labels, allow_silent_units=args.allow_silent_units,
-                           drop_missing_events=args.drop_missing_events)
+                           drop_missing_events=args.drop_missing_events, **recording)
     filters = {col: coerce_label_values(tree, col, values) for col, values in filters_text.items()} or None
     conditions = coerce_label_values(tree, args.pair_by, args.conditions) if args.conditions else None
     model = fit_run(
         args.paths, args.out, event=args.event, window=tuple(args.window), bin_size=args.bin_size,
         labels=args.labels, allow_silent_units=args.allow_silent_units,
-        drop_missing_events=args.drop_missing_events, pair_by=args.pair_by,
+        drop_missing_events=args.drop_missing_events, recording=recording, pair_by=args.pair_by,
+        pair_bins=args.pair_bins,
         strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
         subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,

@@ -14,8 +14,9 @@ modality attributes round-trip).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -29,6 +30,7 @@ __all__ = [
     "make_dataset",
     "animals",
     "get_modality",
+    "get_behavior",
     "save_dataset",
     "load_dataset",
     "load_recordings",
@@ -68,14 +70,33 @@ def _check_same_bins(modalities: Sequence[xr.DataArray]) -> None:
             )
 
 
-def make_dataset(modalities: Iterable[xr.DataArray]) -> xr.DataTree:
+def _split_node(item: xr.DataArray | xr.Dataset) -> tuple[xr.DataArray, dict[str, xr.DataArray]]:
+    """The counts modality of a node and its other variables (behaviour on the same bins)."""
+    if isinstance(item, xr.DataArray):
+        return validate_modality(item), {}
+    if not isinstance(item, xr.Dataset) or COUNTS not in item:
+        raise DataError(f"expected a modality (DataArray) or a Dataset holding {COUNTS!r}, got {type(item).__name__}")
+    da = validate_modality(item[COUNTS])
+    extras = {str(name): var for name, var in item.data_vars.items() if name != COUNTS}
+    for name, var in extras.items():
+        if var.dims[:2] != ("trial", "time") or var.sizes["trial"] != da.sizes["trial"] or var.sizes["time"] != da.sizes["time"]:
+            raise DataError(
+                f"{_where(da)}: variable {name!r} must lie on the counts' trials and bins, dims (trial, time, ...); "
+                f"got {dict(var.sizes)}"
+            )
+    return da, extras
+
+
+def make_dataset(modalities: Iterable[xr.DataArray | xr.Dataset]) -> xr.DataTree:
     """Gather per-animal modalities into one multi-animal set.
 
     Parameters
     ----------
     modalities
         Modalities (see :mod:`neurovamp.data.modality`), one per animal, all with the
-        same bins.
+        same bins; or Datasets holding the modality as ``counts`` beside other
+        variables on its trials and bins (behaviour, ``(trial, time, ...)``), as
+        :func:`neurovamp.io.nwb.read_nwb_dataset` returns.
 
     Returns
     -------
@@ -89,7 +110,9 @@ def make_dataset(modalities: Iterable[xr.DataArray]) -> xr.DataTree:
         If there are no modalities, a modality is invalid, two share an animal id, an
         animal id is not a valid node name, or the bins differ ("mismatched bins").
     """
-    mods = [validate_modality(da) for da in modalities]
+    split = [_split_node(item) for item in modalities]
+    mods = [da for da, _ in split]
+    extras = {str(da.attrs["animal"]): more for da, more in split}
     if not mods:
         raise DataError("no recordings given; expected at least one animal")
     seen: dict[str, xr.DataArray] = {}
@@ -106,8 +129,44 @@ def make_dataset(modalities: Iterable[xr.DataArray]) -> xr.DataTree:
     _check_same_bins(mods)
     root = xr.Dataset(attrs={_MARKER: _MARKER_VALUE, "format_version": FORMAT_VERSION, "animals": list(seen)})
     nodes: dict[str, xr.Dataset] = {"/": root}
-    nodes.update({animal: da.rename(COUNTS).to_dataset() for animal, da in seen.items()})
+    for animal, da in seen.items():
+        node = da.rename(COUNTS).to_dataset()
+        for name, var in extras[animal].items():
+            node[name] = var
+        nodes[animal] = node
     return xr.DataTree.from_dict(nodes)
+
+
+def get_behavior(tree: xr.DataTree, animal: str, name: str) -> xr.DataArray:
+    """One animal's behaviour variable (``(trial, time, <name>_dim)``, attrs ``unit``).
+
+    Parameters
+    ----------
+    tree
+        A multi-animal set.
+    animal
+        Animal id (node name).
+    name
+        Variable name, e.g. ``"position"`` (read with ``behavior=["Position"]``).
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    DataError
+        If the animal or the variable is missing (the message lists the variables).
+    """
+    get_modality(tree, animal)  # the animal's own error when it is missing
+    ds = tree[animal].to_dataset()
+    if name not in ds.data_vars or name == COUNTS:
+        have = [str(v) for v in ds.data_vars if v != COUNTS]
+        raise DataError(
+            f"animal {animal!r} has no behaviour variable {name!r}; variables: {', '.join(have) or 'none'} "
+            "(read behaviour with behavior=NAME, CLI: --behavior NAME)"
+        )
+    return ds[name]
 
 
 def animals(tree: xr.DataTree) -> list[str]:
@@ -199,6 +258,16 @@ def _normalise(da: xr.DataArray) -> xr.DataArray:
     return da
 
 
+def _with_variables(counts: xr.DataArray, node: xr.Dataset, fix: Any = None) -> xr.Dataset:
+    """``counts`` as a Dataset with the node's other variables (their own dimension coordinates only)."""
+    out = counts.to_dataset()
+    for name, var in node.data_vars.items():
+        if name != COUNTS:
+            var = var.drop_vars([c for c in var.coords if c not in var.dims])
+            out[name] = fix(var) if fix is not None else var
+    return out
+
+
 def load_dataset(path: str | os.PathLike) -> xr.DataTree:
     """Load a multi-animal set saved by :func:`save_dataset` into memory.
 
@@ -237,7 +306,8 @@ def load_dataset(path: str | os.PathLike) -> xr.DataTree:
     modalities = []
     for animal in order:
         try:
-            modalities.append(_normalise(get_modality(tree, animal)))
+            node = tree[animal].to_dataset()
+            modalities.append(_with_variables(_normalise(get_modality(tree, animal)), node, _normalise))
         except DataError as exc:
             raise DataError(f"{path}: animal {animal!r}: {exc}") from exc
     try:
@@ -255,17 +325,26 @@ def load_recordings(
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
     drop_missing_events: bool = False,
+    trials: str | None = None,
+    event_relative_to: str | None = None,
+    units: Mapping[str, Any] | None = None,
+    behavior: str | Sequence[str] | None = None,
+    windows: float | None = None,
+    drop_uncovered: bool = False,
 ) -> xr.DataTree:
     """Load NWB files and/or saved datasets into one multi-animal set.
 
     Parameters
     ----------
     paths
-        One path or several: NWB files (one animal each) and/or a saved dataset
-        (suffix ``.nc``, ``.nc4`` or ``.netcdf``).
-    event, window, bin_size, allow_silent_units, drop_missing_events
+        One path or several: NWB files (one animal, or one session of an animal, each)
+        and/or a saved dataset (suffix ``.nc``, ``.nc4`` or ``.netcdf``).
+    event, window, bin_size, allow_silent_units, drop_missing_events, trials, event_relative_to, units, windows
         Binning of NWB files, as in :func:`neurovamp.io.nwb.read_nwb`. A saved dataset
         keeps its own bins; mixing it with NWB files requires the same bins.
+    behavior, drop_uncovered
+        Behaviour series read beside the counts, as in
+        :func:`neurovamp.io.nwb.read_nwb_dataset` (see :func:`get_behavior`).
     labels
         Trial label columns to keep (all when ``None``); applied to NWB files and saved
         datasets alike.
@@ -273,35 +352,61 @@ def load_recordings(
     Returns
     -------
     xarray.DataTree
-        The set (see :func:`make_dataset`).
+        The set (see :func:`make_dataset`). Several NWB files of one subject (different
+        sessions) are distinct animals named ``<subject>_<session>`` (the session id,
+        or the file stem when the file has none).
 
     Raises
     ------
     DataError
-        For unreadable files, missing labels, an animal id that appears twice, or
-        "mismatched bins" across animals.
+        For unreadable files, missing labels, an animal id that appears twice (in a
+        saved dataset and a file, or the same session twice), or "mismatched bins"
+        across animals.
     """
-    from neurovamp.io.nwb import read_nwb  # lazy: keeps pynwb out of `import neurovamp.data`
+    from neurovamp.io.nwb import read_nwb_dataset  # lazy: keeps pynwb out of `import neurovamp.data`
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
-    modalities: list[xr.DataArray] = []
+    modalities: list[xr.Dataset] = []
+    from_nwb: list[int] = []
     for path in paths:
         if path.suffix.lower() in DATASET_SUFFIXES:
             tree = load_dataset(path)
             for animal in animals(tree):
-                modalities.append(_select_labels(get_modality(tree, animal), labels, path))
+                counts = _select_labels(get_modality(tree, animal), labels, path)
+                modalities.append(_with_variables(counts, tree[animal].to_dataset()))
         else:
+            from_nwb.append(len(modalities))
             modalities.append(
-                read_nwb(
+                read_nwb_dataset(
                     path, event=event, window=window, bin_size=bin_size, labels=labels,
                     allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                    trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
+                    behavior=behavior, drop_uncovered=drop_uncovered,
                 )
             )
+    _name_sessions([modalities[i] for i in from_nwb])
     return make_dataset(modalities)
+
+
+def _name_sessions(nodes: Sequence[xr.Dataset]) -> None:
+    """Rename the animal of NWB files sharing a subject to ``<subject>_<session>`` (in place).
+
+    Files of one subject with the same session (the same file given twice) keep their
+    name, so that :func:`make_dataset` reports the duplicate.
+    """
+    by_animal: dict[str, list[xr.Dataset]] = {}
+    for node in nodes:
+        by_animal.setdefault(str(node[COUNTS].attrs["animal"]), []).append(node)
+    for animal, group in by_animal.items():
+        sessions = [str(node.attrs.get("session", "")) for node in group]
+        if len(group) < 2 or len(set(sessions)) < len(sessions):
+            continue
+        for node, session in zip(group, sessions):
+            node[COUNTS].attrs["animal"] = f"{animal}_{session}".replace("/", "_")
 
 
 def _select_labels(da: xr.DataArray, labels: Sequence[str] | None, path: Path) -> xr.DataArray:

@@ -48,7 +48,7 @@ from neurovamp.data.dataset import get_modality
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window"]
+__all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window", "bin_label"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 STRATEGIES: tuple[str, ...] = ("truncate", "resample", "index")
@@ -577,6 +577,7 @@ def pair_trials(
     seed: int = 0,
     window: int | None = None,
     stride: int = 1,
+    pair_bins: int | None = None,
 ) -> PairedData:
     """Pair trials across animals by condition, split them and define sub-windows.
 
@@ -606,6 +607,9 @@ def pair_trials(
         Sub-window length in bins; ``None`` uses whole trials.
     stride
         Bins between sub-window starts.
+    pair_bins
+        Pair on this many equal bins of a continuous (float) label ``by`` instead of its
+        values (see :func:`bin_label`); ``conditions`` then name bin indices.
 
     Returns
     -------
@@ -628,6 +632,8 @@ def pair_trials(
     if filters is not None and not isinstance(filters, Mapping):
         raise ConfigError(f"filters must be a mapping label -> allowed value(s), got {filters!r}")
     fractions = _check_fractions(split)
+    if pair_bins is not None:
+        tree = bin_label(tree, by, pair_bins)
     mods = _tree_modalities(tree)
     animals = tuple(mods)
     _check_bins(mods)
@@ -753,6 +759,68 @@ def pair_trials(
 # --------------------------------------------------------------------------------------
 # select_window
 # --------------------------------------------------------------------------------------
+def bin_label(tree: xr.DataTree, label: str, n_bins: int) -> xr.DataTree:
+    """Replace a continuous trial label by its bin index, on bins shared by every animal.
+
+    The bins are ``n_bins`` equal parts of the range of the label pooled over all animals
+    (e.g. positions on a shared track), so that trials (windows) of different animals in
+    one bin can be paired; an animal that never visited a bin lacks that condition and is
+    masked in its pairs, as for a condition it was never given.
+
+    Parameters
+    ----------
+    tree
+        Multi-animal set.
+    label
+        A float trial label (e.g. ``"position"`` from ``behavior=["Position"]``).
+    n_bins
+        Number of bins, at least 2.
+
+    Returns
+    -------
+    xarray.DataTree
+        A copy whose ``label`` holds the int bin index ``0 .. n_bins - 1`` (attribute
+        ``bin_edges`` on the coordinate, ``n_bins + 1`` values).
+
+    Raises
+    ------
+    ConfigError
+        If ``n_bins`` is not an integer >= 2.
+    DataError
+        If an animal lacks the label, it is not continuous (float), holds NaN, or
+        takes a single value over all animals.
+    """
+    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 2:
+        raise ConfigError(f"pair_bins (CLI: --pair-bins) must be an integer >= 2, got {n_bins!r}")
+    mods = _tree_modalities(tree)
+    values = {}
+    for animal, da in mods.items():
+        if label not in label_names(da):
+            raise DataError(f"animal {animal!r} has no trial label {label!r} to bin; available labels: {label_names(da)}")
+        v = np.asarray(da[label].values)
+        if v.dtype.kind != "f":
+            raise DataError(
+                f"animal {animal!r}: pair_bins (CLI: --pair-bins) needs a continuous (float) label, but {label!r} "
+                f"holds {v.dtype} values ({_few_values(v)}); pair on its values without --pair-bins"
+            )
+        if not np.isfinite(v).all():
+            raise DataError(f"animal {animal!r}: label {label!r} holds NaN or inf; it cannot be binned")
+        values[animal] = v
+    pooled = np.concatenate(list(values.values()))
+    lo, hi = float(pooled.min()), float(pooled.max())
+    if not hi > lo:
+        raise DataError(f"label {label!r} takes the single value {lo} in every animal; nothing to bin")
+    edges = np.linspace(lo, hi, int(n_bins) + 1)
+    nodes: dict[str, xr.Dataset] = {"/": tree.to_dataset()}
+    for animal in mods:
+        node = tree[animal].to_dataset()
+        index = np.clip(np.searchsorted(edges, values[animal], side="right") - 1, 0, int(n_bins) - 1)
+        node = node.assign_coords({label: ("trial", index.astype(np.int64))})
+        node[label].attrs["bin_edges"] = edges.tolist()
+        nodes[animal] = node
+    return xr.DataTree.from_dict(nodes)
+
+
 def select_window(tree: xr.DataTree, start_bins: Mapping[str, int] | int, length: int) -> xr.DataTree:
     """Cut a window of ``length`` bins from every animal, starting at a per-animal bin.
 

@@ -39,11 +39,12 @@ import pandas as pd
 import xarray as xr
 
 from neurovamp._files import atomic_output
-from neurovamp.data.modality import label_names, make_modality, validate_modality
+from neurovamp.data.modality import COUNTS, label_names, make_modality, validate_modality
 from neurovamp.errors import DataError
 
 __all__ = [
     "read_nwb",
+    "read_nwb_dataset",
     "write_nwb",
     "modality_to_nwb",
     "bin_spike_times",
@@ -118,13 +119,18 @@ def read_nwb(
     labels: Sequence[str] | None = None,
     allow_silent_units: bool = False,
     drop_missing_events: bool = False,
+    trials: str | None = None,
+    event_relative_to: str | None = None,
+    units: Mapping[str, Any] | None = None,
+    windows: float | None = None,
 ) -> xr.DataArray:
-    """Bin an NWB file's spikes around a trial event into a modality.
+    """Bin an NWB file's spikes around a trial event (or in windows) into a modality.
 
     Parameters
     ----------
     path
-        NWB file with a units table (``spike_times``) and a trials table.
+        NWB file with a units table (``spike_times``) and, unless ``windows`` cuts the
+        whole session, an intervals table of trials.
     event
         Trials column of event times (session clock, seconds) the bins are aligned to,
         e.g. ``"odor_onset"``.
@@ -146,38 +152,145 @@ def read_nwb(
     drop_missing_events
         Leave out trials whose event time is NaN (e.g. aborted trials without an odor
         onset), with a warning naming them, instead of raising.
+    trials
+        Name of the intervals table holding the trials (``nwbfile.intervals``, e.g.
+        ``"encoding_table"`` or ``"epochs"``); ``None`` means ``"trials"`` (or, with
+        ``windows``, the whole session). ``stop_time`` may be NaN.
+    event_relative_to
+        Trials column the ``event`` values are counted from (e.g. ``"start_time"`` when
+        ``pole_in_time`` is given in seconds from each trial's start). Without it, an
+        event column whose values all lie before their own trial's start and within its
+        duration raises a warning naming this option.
+    units
+        Keep only units whose column equals one of the values, ``{column: value or
+        values}`` (all columns must match), e.g. ``{"location": "CA1"}``. Text is
+        compared without regard to case. ``location`` may come from the electrodes table
+        the units reference (it is then a unit coordinate too).
+    windows
+        Cut the session (or each interval of ``trials``) into consecutive windows of
+        this many seconds instead of aligning to ``event``; ``window`` is then ignored.
+        Window start times are the ``event_time`` coordinate, ``event`` is
+        ``"window"``, and the row id of the interval a window came from is the label
+        ``interval``.
 
     Returns
     -------
     xarray.DataArray
         The modality (see :mod:`neurovamp.data.modality`): int32 counts
         ``(trial, unit, time)``; animal from ``nwbfile.subject.subject_id`` (the file
-        stem when the file has no subject id); unit ids from the units table and its
-        scalar columns (location, quality, ...) as unit coordinates.
+        stem when the file has no subject id); unit ids from the units
+        table and its scalar columns (location, quality, ...) as unit coordinates.
 
     Raises
     ------
     DataError
-        If the file is missing, not NWB or truncated; has no trials or units table; the
-        event or a label column is missing; an event time is NaN (unless
-        ``drop_missing_events``) or no trial has one; a unit has no spikes
-        (unless ``allow_silent_units``); or the binning options are invalid.
+        If the file is missing, not NWB or truncated; has no such intervals table (the
+        message lists those it has) or no units table; the event, ``event_relative_to``
+        or a label column is missing; an event time is NaN (unless
+        ``drop_missing_events``) or no trial has one; ``units`` matches no unit; a unit
+        has no spikes (unless ``allow_silent_units``); or the binning options are invalid.
     """
+    return read_nwb_dataset(
+        path, event=event, window=window, bin_size=bin_size, labels=labels,
+        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events, trials=trials,
+        event_relative_to=event_relative_to, units=units, windows=windows,
+    )[COUNTS]
+
+
+def read_nwb_dataset(
+    path: str | os.PathLike,
+    *,
+    event: str = "start_time",
+    window: tuple[float, float] = (0.0, 0.5),
+    bin_size: float = 0.01,
+    labels: Sequence[str] | None = None,
+    allow_silent_units: bool = False,
+    drop_missing_events: bool = False,
+    trials: str | None = None,
+    event_relative_to: str | None = None,
+    units: Mapping[str, Any] | None = None,
+    windows: float | None = None,
+    behavior: str | Sequence[str] | None = None,
+    drop_uncovered: bool = False,
+) -> xr.Dataset:
+    """Read an NWB file as :func:`read_nwb` does, with behaviour series beside the counts.
+
+    Parameters
+    ----------
+    path, event, window, bin_size, labels, allow_silent_units, drop_missing_events, trials, event_relative_to, units, windows
+        As in :func:`read_nwb`.
+    behavior
+        Names of TimeSeries / SpatialSeries (or of containers of them, such as a
+        ``Position`` holding ``x``, ``y``, ``z``) in ``acquisition`` or a processing
+        module, see :func:`neurovamp.io.nwb_contents.find_series`. Each becomes a
+        float variable named after it in lower case, ``(trial, time, <name>_dim)``,
+        the mean of the samples in each bin (linearly interpolated in a bin without a
+        sample) with the series' unit in its ``unit`` attribute; the trial means of
+        each dimension become trial labels ``<name>_<dim>`` (``position_x``; a lone
+        one-dimensional series ``speed`` gives ``speed_value``).
+    drop_uncovered
+        Leave out trials (windows) that a behaviour series does not cover, with a
+        warning naming them, instead of raising.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``counts`` (the modality, see :func:`read_nwb`) and one variable per behaviour
+        series, all on the same trials and bins; attribute ``session`` from
+        ``nwbfile.session_id`` (the file stem without one).
+
+    Raises
+    ------
+    DataError
+        As :func:`read_nwb`; also for a behaviour series that does not exist (the
+        message lists those that do) or does not cover some trials (unless
+        ``drop_uncovered``).
+    """
+    from neurovamp.io.nwb_contents import bin_behavior, find_series
+
     path = Path(path)
-    n_bins = _check_binning(path, window, bin_size)
+    names = [behavior] if isinstance(behavior, str) else list(behavior or [])
+    if windows is None:
+        n_bins = _check_binning(path, window, bin_size)
+    else:
+        n_bins = _check_binning(path, (0.0, _window_length(path, windows)), bin_size)
+    if isinstance(labels, str):
+        labels = [labels]
     with _open_nwb(path) as nwbfile:
-        grid = _read_trial_grid(
-            nwbfile, path, event=event, window_start=float(window[0]), bin_size=float(bin_size),
-            n_bins=n_bins, labels=labels, drop_missing_events=drop_missing_events,
-        )
-        unit_ids, times, ends, unit_coords = _read_units(nwbfile, path, allow_silent_units)
+        series = [find_series(nwbfile, path, name) for name in names]
+        from_behavior = {label for s in series for label in s.label_names()}
+        if labels is not None:  # labels made from behaviour are not columns of the table
+            labels = [name for name in labels if name not in from_behavior]
+        unit_ids, times, ends, unit_coords = _read_units(nwbfile, path, allow_silent_units, units)
+        if windows is None:
+            table = _intervals_table(nwbfile, path, "trials" if trials is None else trials)
+            grid = _read_trial_grid(
+                table, path, event=event, window_start=float(window[0]), bin_size=float(bin_size),
+                n_bins=n_bins, labels=labels, drop_missing_events=drop_missing_events,
+                event_relative_to=event_relative_to,
+            )
+        else:
+            table = None if trials is None else _intervals_table(nwbfile, path, trials)
+            grid = _window_grid(table, path, times, float(windows), float(bin_size), n_bins, labels)
         animal = _subject_id(nwbfile, path)
+        session = str(getattr(nwbfile, "session_id", None) or path.stem)
+    variables: dict[str, xr.DataArray] = {}
+    if series:
+        binned = [bin_behavior(s, grid.edges(), path) for s in series]
+        covered = np.logical_and.reduce([b.covered for b in binned])
+        if not covered.all():
+            grid = _drop_uncovered(grid, covered, binned, path, drop_uncovered)
+            binned = [b.subset(covered) for b in binned]
+        for b in binned:
+            var, trial_labels = b.variables(grid.labels, _RESERVED_LABELS)
+            grid.labels.update(trial_labels)
+            variables[b.variable] = var
     unit_coords = {
         (f"unit_{name}" if name in grid.labels or name in _RESERVED_LABELS else name): values
         for name, values in unit_coords.items()
     }
     counts = bin_spike_times(times, ends, grid.edges())
-    return make_modality(
+    da = make_modality(
         counts,
         animal=animal,
         bin_size=grid.bin_size,
@@ -190,6 +303,11 @@ def read_nwb(
         event=grid.event,
         source=str(path),
     )
+    ds = da.to_dataset()
+    ds.attrs["session"] = session
+    for name, var in variables.items():
+        ds[name] = var.assign_coords(trial=da["trial"].values, time=da["time"].values)
+    return ds
 
 
 def bin_spike_times(times: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -331,8 +449,42 @@ def _is_time_column(name: str, values: np.ndarray, start: np.ndarray, stop: np.n
     return bool(finite.any() and np.all(inside | ~finite))
 
 
+def _window_length(path: Path, windows: Any) -> float:
+    """``windows`` as a positive number of seconds."""
+    try:
+        length = float(windows)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: windows must be a number of seconds, got {windows!r}") from None
+    if not np.isfinite(length) or length <= 0:
+        raise DataError(f"{path}: windows must be a positive number of seconds, got {windows!r}")
+    return length
+
+
+def _interval_tables(nwbfile: Any) -> dict[str, Any]:
+    """Every TimeIntervals table of the file by name (``trials``, ``epochs``, ``intervals/*``)."""
+    tables = dict(getattr(nwbfile, "intervals", None) or {})
+    for name in ("trials", "epochs", "invalid_times"):
+        table = getattr(nwbfile, name, None)
+        if table is not None:
+            tables.setdefault(name, table)
+    return tables
+
+
+def _intervals_table(nwbfile: Any, path: Path, name: str) -> Any:
+    """The intervals table ``name``, or a DataError listing the tables the file has."""
+    tables = _interval_tables(nwbfile)
+    if not isinstance(name, str) or name not in tables:
+        have = ", ".join(f"{n} ({len(t)} rows)" for n, t in tables.items()) or "none"
+        what = "no trials table (nwbfile.trials)" if name == "trials" else f"no intervals table {name!r}"
+        raise DataError(
+            f"{path}: {what}; intervals tables in the file: {have}; choose one with trials=NAME "
+            "(CLI: --trials NAME) or cut the session into windows with windows=SECONDS (CLI: --windows SECONDS)"
+        )
+    return tables[name]
+
+
 def _read_trial_grid(
-    nwbfile: Any,
+    trials: Any,
     path: Path,
     *,
     event: str,
@@ -341,21 +493,34 @@ def _read_trial_grid(
     n_bins: int,
     labels: Sequence[str] | None,
     drop_missing_events: bool = False,
+    event_relative_to: str | None = None,
 ) -> _TrialGrid:
-    """Read trial ids, event times and labels from the trials table."""
-    trials = nwbfile.trials
-    if trials is None:
-        raise DataError(f"{path}: no trials table (nwbfile.trials); trials are needed to align bins")
+    """Read trial ids, event times and labels from an intervals table of trials."""
     columns = _scalar_columns(trials)
     available = ", ".join(trials.colnames)
+    table_name = "trials table" if trials.name == "trials" else f"intervals table {trials.name!r}"
     if event not in columns:
         raise DataError(
-            f"{path}: trials table has no event column {event!r}; available columns: {available}"
+            f"{path}: {table_name} has no event column {event!r}; available columns: {available}"
         )
     event_time = np.asarray(columns[event].data[:])
     if event_time.dtype.kind not in "fiu":
         raise DataError(f"{path}: event column {event!r} must hold times in seconds, got dtype {event_time.dtype}")
     event_time = event_time.astype(float)
+    start = np.asarray(columns["start_time"].data[:], dtype=float)
+    stop = np.asarray(columns["stop_time"].data[:], dtype=float)
+    if event_relative_to is not None:
+        if event_relative_to not in columns:
+            raise DataError(
+                f"{path}: {table_name} has no column {event_relative_to!r} for event_relative_to "
+                f"(CLI: --event-relative-to); available columns: {available}"
+            )
+        reference = np.asarray(columns[event_relative_to].data[:])
+        if reference.dtype.kind not in "fiu":
+            raise DataError(f"{path}: column {event_relative_to!r} must hold times in seconds, got dtype {reference.dtype}")
+        event_time = event_time + reference.astype(float)
+    elif event not in ("start_time", "stop_time"):
+        _warn_if_relative(path, event, event_time, start, stop)
     trial_ids = np.asarray(trials.id.data[:])
     bad = ~np.isfinite(event_time)
     if bad.any():
@@ -368,12 +533,10 @@ def _read_trial_grid(
             )
         if bad.all():
             raise DataError(f"{path}: no trial has an event time in column {event!r}")
-        warnings.warn(f"{what}: left out (drop_missing_events)", UserWarning, stacklevel=4)
+        warnings.warn(f"{what}: left out (drop_missing_events)", UserWarning, stacklevel=5)
     keep = ~bad
 
     if labels is None:
-        start = np.asarray(columns["start_time"].data[:], dtype=float)
-        stop = np.asarray(columns["stop_time"].data[:], dtype=float)
         chosen = {}
         for name, col in columns.items():
             if name in ("start_time", "stop_time", event) or name in _RESERVED_LABELS:
@@ -390,7 +553,7 @@ def _read_trial_grid(
                 raise DataError(f"{path}: {name!r} cannot be a label name (reserved for a dimension)")
             if name not in trials.colnames:
                 raise DataError(
-                    f"{path}: trials table has no label column {name!r}; available columns: {available}"
+                    f"{path}: {table_name} has no label column {name!r}; available columns: {available}"
                 )
             if name not in columns:
                 raise DataError(f"{path}: trials column {name!r} does not hold one value per trial")
@@ -406,10 +569,195 @@ def _read_trial_grid(
     )
 
 
+def _warn_if_relative(path: Path, event: str, event_time: np.ndarray, start: np.ndarray, stop: np.ndarray) -> None:
+    """Warn when event times look counted from each trial's start rather than the session clock.
+
+    They look relative when every finite value lies before its own trial's ``start_time``
+    and within the trial's duration (``stop - start``, or the gap to the next trial's
+    start where ``stop_time`` is NaN).
+    """
+    finite = np.isfinite(event_time) & np.isfinite(start)
+    if finite.sum() < 2:
+        return
+    order = np.argsort(start, kind="stable")
+    next_start = np.empty_like(start)
+    next_start[order[:-1]] = start[order[1:]]
+    next_start[order[-1]] = np.inf
+    duration = np.where(np.isfinite(stop), stop - start, next_start - start)
+    ev, st, du = event_time[finite], start[finite], duration[finite]
+    if np.all(ev < st) and np.all((ev >= 0) & (ev <= du)):
+        warnings.warn(
+            f"{path}: event column {event!r} looks relative to each trial's start: its values "
+            f"({ev.min():.4g} to {ev.max():.4g} s) all lie before their own trial's start_time "
+            f"(trials start from {st.min():.4g} s) and within the trial's duration; if they are, pass "
+            f"event_relative_to='start_time' (CLI: --event-relative-to start_time)",
+            UserWarning,
+            stacklevel=5,
+        )
+
+
+def _window_grid(
+    table: Any,
+    path: Path,
+    spike_times: np.ndarray,
+    length: float,
+    bin_size: float,
+    n_bins: int,
+    labels: Sequence[str] | None,
+) -> _TrialGrid:
+    """Consecutive windows of ``length`` s over the session (or each interval of ``table``).
+
+    The session runs from the first to the last spike of any unit; an interval or the
+    session contributes ``floor(duration / length)`` windows from its start (a shorter
+    remainder is left out). Intervals with a NaN start or stop are left out.
+    """
+    if table is None:
+        if spike_times.size == 0:
+            raise DataError(f"{path}: no spikes in the file to cut into windows")
+        starts = np.array([spike_times.min()])
+        stops = np.array([spike_times.max()])
+        rows = np.array([0])
+        interval_labels: dict[str, np.ndarray] = {}
+        where = "the session (first to last spike)"
+    else:
+        columns = _scalar_columns(table)
+        starts = np.asarray(columns["start_time"].data[:], dtype=float)
+        stops = np.asarray(columns["stop_time"].data[:], dtype=float)
+        rows = np.asarray(table.id.data[:])
+        interval_labels = {"interval": rows}
+        for name, col in columns.items():
+            if name in ("start_time", "stop_time") or name in _RESERVED_LABELS or name == "interval":
+                continue
+            values = _as_label_array(col.data[:])
+            if labels is None and _is_time_column(name, values, starts, stops):
+                continue
+            interval_labels[name] = values
+        where = f"the intervals of {table.name!r}"
+    if labels is not None:
+        missing = [name for name in labels if name not in interval_labels]
+        if missing:
+            raise DataError(
+                f"{path}: windows of {where} have no label(s) {missing}; available: "
+                f"{', '.join(interval_labels) or 'none'}"
+            )
+        interval_labels = {name: interval_labels[name] for name in labels}
+    with np.errstate(invalid="ignore"):
+        n_windows = np.floor((stops - starts) / length + WHOLE_BINS_TOLERANCE)
+    n_windows = np.where(np.isfinite(n_windows) & (n_windows > 0), n_windows, 0).astype(np.int64)
+    if n_windows.sum() == 0:
+        raise DataError(f"{path}: {where} hold no whole window of {length} s")
+    owner = np.repeat(np.arange(rows.size), n_windows)
+    rank = np.arange(owner.size) - np.repeat(np.cumsum(n_windows) - n_windows, n_windows)
+    return _TrialGrid(
+        trial_ids=np.arange(owner.size, dtype=np.int64),
+        event_time=starts[owner] + rank * length,
+        labels={name: np.asarray(values)[owner] for name, values in interval_labels.items()},
+        event="window",
+        window_start=0.0,
+        bin_size=bin_size,
+        n_bins=n_bins,
+    )
+
+
+def _drop_uncovered(grid: _TrialGrid, covered: np.ndarray, binned: Sequence[Any], path: Path, drop: bool) -> _TrialGrid:
+    """Leave out the trials a behaviour series does not cover (or raise, naming them)."""
+    import dataclasses
+
+    bad = grid.trial_ids[~covered]
+    shown = ", ".join(str(t) for t in bad[:10]) + (" ..." if bad.size > 10 else "")
+    spans = "; ".join(b.describe() for b in binned)
+    what = "windows" if grid.event == "window" else "trials"
+    message = (
+        f"{path}: behaviour does not cover {bad.size} of {covered.size} {what} ({what[:-1]} ids {shown}; {spans})"
+    )
+    if not drop:
+        raise DataError(f"{message}; pass drop_uncovered=True (CLI: --drop-uncovered) to leave them out")
+    if not covered.any():
+        raise DataError(f"{path}: behaviour covers none of the {covered.size} {what} ({spans})")
+    warnings.warn(f"{message}: left out (drop_uncovered)", UserWarning, stacklevel=4)
+    return dataclasses.replace(
+        grid,
+        trial_ids=grid.trial_ids[covered],
+        event_time=grid.event_time[covered],
+        labels={name: values[covered] for name, values in grid.labels.items()},
+    )
+
+
+def _unit_locations(units: Any) -> np.ndarray | None:
+    """Each unit's location from the electrodes (or electrode groups) it references, or None."""
+    n = len(units.id)
+    if "electrodes" in units.colnames:
+        column = units["electrodes"]
+        try:
+            table = column.target.table if hasattr(column, "target") else column.table
+            locations = _as_label_array(table["location"].data[:])
+            index = column.data[:] if hasattr(column, "target") else None
+            rows = np.asarray(column.target.data[:]) if hasattr(column, "target") else np.asarray(column.data[:])
+        except (KeyError, AttributeError, TypeError):
+            return None
+        ends = np.asarray(index, dtype=np.int64) if index is not None else np.arange(1, n + 1)
+        begins = np.concatenate([[0], ends[:-1]])
+        return np.array(
+            ["+".join(dict.fromkeys(str(loc) for loc in locations[rows[b:e]])) for b, e in zip(begins, ends)],
+            dtype=str,
+        )
+    if "electrode_group" in units.colnames:
+        groups = units["electrode_group"].data[:]
+        return np.array([str(getattr(g, "location", "")) for g in groups], dtype=str)
+    return None
+
+
+def _plain_column(values: np.ndarray) -> bool:
+    """Whether column values are text, numbers or flags (not object references)."""
+    if values.dtype != object:
+        return values.dtype.kind in "biufUS"
+    return all(isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in values.tolist())
+
+
+def _matches(values: np.ndarray, wanted: Any) -> np.ndarray:
+    """Which values equal one of ``wanted`` (text compared without regard to case)."""
+    wanted = [wanted] if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Sequence) else list(wanted)
+    text = np.char.lower(np.asarray(values).astype(str))
+    keys = {str(w).lower() for w in wanted}
+    return np.isin(text, list(keys))
+
+
+def _select_units(path: Path, unit_ids: np.ndarray, coords: dict[str, np.ndarray],
+                  selection: Mapping[str, Any] | None) -> np.ndarray:
+    """Boolean mask of the units matching every ``{column: value(s)}`` of ``selection``."""
+    keep = np.ones(unit_ids.size, dtype=bool)
+    if not selection:
+        return keep
+    if not isinstance(selection, Mapping):
+        raise DataError(f"{path}: units must map unit columns to values, e.g. {{'location': 'CA1'}}, got {selection!r}")
+    for name, wanted in selection.items():
+        if name not in coords:
+            raise DataError(
+                f"{path}: units table has no column {name!r} to select units by (CLI: --units COL=VALUE); "
+                f"columns: {', '.join(coords) or 'none'}"
+            )
+        keep &= _matches(coords[name], wanted)
+    if not keep.any():
+        shown = "; ".join(
+            f"{name} values: {', '.join(map(str, np.unique(coords[name].astype(str))[:12]))}" for name in selection
+        )
+        wanted = " ".join(
+            f"{k}={v if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) else ','.join(map(str, v))}"
+            for k, v in selection.items()
+        )
+        raise DataError(f"{path}: units {wanted} matches no unit; {shown}")
+    return keep
+
+
 def _read_units(
-    nwbfile: Any, path: Path, allow_silent_units: bool
+    nwbfile: Any, path: Path, allow_silent_units: bool, selection: Mapping[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Unit ids, concatenated spike times, their end offsets and scalar unit columns."""
+    """Unit ids, concatenated spike times, their end offsets and scalar unit columns.
+
+    ``selection`` (``{column: value(s)}``) keeps the matching units only; the location
+    of the electrodes the units reference is the ``location`` column when the units
+    table has none.
+    """
     units = nwbfile.units
     if units is None:
         raise DataError(f"{path}: no units table (nwbfile.units); spike times are needed")
@@ -418,9 +766,28 @@ def _read_units(
     unit_ids = np.asarray(units.id.data[:])
     if unit_ids.size == 0:
         raise DataError(f"{path}: units table is empty; expected at least one unit")
+    unit_coords = {}
+    for name, col in _scalar_columns(units).items():
+        if name == _SPIKE_COLUMN:
+            continue
+        values = _as_label_array(col.data[:])
+        if _plain_column(values):
+            unit_coords[name] = values
+    if "location" not in unit_coords:
+        locations = _unit_locations(units)
+        if locations is not None:
+            unit_coords["location"] = locations
+    keep = _select_units(path, unit_ids, unit_coords, selection)
     index = units[_SPIKE_COLUMN]  # the VectorIndex of the ragged spike_times column
     times = np.asarray(index.target.data[:], dtype=float)
     ends = np.asarray(index.data[:], dtype=np.int64)
+    if not keep.all():
+        begins = np.concatenate([[0], ends[:-1]])
+        pieces = [times[b:e] for b, e in zip(begins[keep], ends[keep])]
+        times = np.concatenate(pieces) if pieces else np.array([], dtype=float)
+        ends = np.cumsum([p.size for p in pieces]).astype(np.int64)
+        unit_ids = unit_ids[keep]
+        unit_coords = {name: values[keep] for name, values in unit_coords.items()}
     n_spikes = np.diff(np.concatenate([[0], ends]))
     silent = n_spikes == 0
     if silent.any() and not allow_silent_units:
@@ -434,11 +801,6 @@ def _read_units(
         unit_of_spike = np.repeat(unit_ids, n_spikes)
         bad = np.unique(unit_of_spike[~finite])
         raise DataError(f"{path}: spike_times of unit(s) {', '.join(map(str, bad[:10]))} contain NaN or inf")
-    unit_coords = {
-        name: _as_label_array(col.data[:])
-        for name, col in _scalar_columns(units).items()
-        if name != _SPIKE_COLUMN
-    }
     return unit_ids, times, ends, unit_coords
 
 
