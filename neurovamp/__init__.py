@@ -47,7 +47,7 @@ def _lazy_face(
 
     The one implementation of the lazy faces (``neurovamp``, ``neurovamp.io``,
     ``neurovamp.data``, ``neurovamp.analysis``), after CEBRA's ``cebra/__init__.py``.
-    Submodules are reachable as attributes too, imported on first access
+    Public submodules are reachable as attributes too, imported on first access
     (``nv.analysis.plots`` after a bare ``import neurovamp as nv``).
 
     Parameters
@@ -71,7 +71,7 @@ def _lazy_face(
         if target is not None:
             module, _, attribute = target.partition(":")
             value = getattr(importlib.import_module(module), attribute or name)
-        elif not name.startswith("__") and name in _submodules(namespace):
+        elif name in _submodules(namespace):
             value = importlib.import_module(f"{package}.{name}")
         else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -85,10 +85,10 @@ def _lazy_face(
 
 
 def _submodules(namespace: Mapping[str, Any]) -> set[str]:
-    """Names of the modules and packages inside a package (from its ``__path__``)."""
+    """Names of the public modules and packages inside a package (from its ``__path__``)."""
     import pkgutil
 
-    return {info.name for info in pkgutil.iter_modules(namespace.get("__path__", ()))}
+    return {info.name for info in pkgutil.iter_modules(namespace.get("__path__", ())) if not info.name.startswith("_")}
 
 
 _EXPORTS = {

@@ -47,8 +47,9 @@ def test_every_exported_name_resolves_to_its_modules_public_object(face):
         assert callable(getattr(package, name)), name
 
 
-def submodules(face: str) -> set[str]:
-    return {info.name for info in pkgutil.iter_modules(importlib.import_module(face).__path__)}
+def submodules(face: str, *, private: bool = False) -> set[str]:
+    return {info.name for info in pkgutil.iter_modules(importlib.import_module(face).__path__)
+            if private or not info.name.startswith("_")}
 
 
 @pytest.mark.parametrize("face", FACES)
@@ -56,6 +57,7 @@ def test_dir_lists_the_exported_names_and_the_submodules(face):
     package = importlib.import_module(face)
     assert dir(package) == sorted({*package.__all__, *submodules(face)})
     assert "read_nwb" in dir(importlib.import_module("neurovamp.io")) and "analysis" in dir(importlib.import_module("neurovamp"))
+    assert "__main__" not in dir(package) and "_files" not in dir(package)
 
 
 @pytest.mark.parametrize("face", FACES[1:])
@@ -67,7 +69,7 @@ def test_a_floors_face_shows_its_own_floor_only(face):
 def test_no_face_name_is_a_submodule_name(face):
     package = importlib.import_module(face)
     assert submodules(face), face
-    assert set(package.__all__) & submodules(face) == set()
+    assert set(package.__all__) & submodules(face, private=True) == set()
 
 
 @pytest.mark.parametrize("face", FACES)
@@ -79,23 +81,20 @@ def test_an_unknown_name_is_an_attribute_error(face):
 
 
 def test_importing_the_faces_imports_no_heavy_library():
-    loaded = json.loads(run_python(
+    found = json.loads(run_python(
         "import sys, json\n"
         "import neurovamp, neurovamp.io, neurovamp.data, neurovamp.analysis\n"
-        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))\n"
-    ))
-    assert loaded == []
-    # a face name, or a floor reached as an attribute, imports what it needs on first use
-    assert json.loads(run_python(
-        "import sys, json, neurovamp as nv\n"
+        f"heavy = [m for m in {list(HEAVY)!r} if m in sys.modules]\n"
+        "import neurovamp as nv\n"
+        # a face name, or a floor reached as an attribute, imports what it needs on first use
         "nv.load_dataset\n"
-        "print(json.dumps('xarray' in sys.modules))\n"
-    )) is True
-    loaded = set(json.loads(run_python(
-        "import sys, json, neurovamp as nv\n"
+        "xarray = 'xarray' in sys.modules\n"
         "nv.analysis.bits_per_spike, nv.io.read_nwb, nv.analysis.plots.plot_latents\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('neurovamp.'))))\n"
-    )))
+        "loaded = sorted(m for m in sys.modules if m.startswith('neurovamp.'))\n"
+        "print(json.dumps({'heavy': heavy, 'xarray': xarray, 'loaded': loaded}))\n"
+    ))
+    assert found["heavy"] == [] and found["xarray"] is True
+    loaded = set(found["loaded"])
     assert {"neurovamp.analysis.metrics", "neurovamp.io.nwb", "neurovamp.analysis.plots"} <= loaded
     assert not {m for m in loaded if m.startswith(("neurovamp.models", "neurovamp.analysis.evaluate"))}
 

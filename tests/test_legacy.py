@@ -19,6 +19,7 @@ never the frozen files.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -189,3 +190,66 @@ def test_an_interrupted_0_1_run_resumes_and_ends_as_the_uninterrupted_run(legacy
     expected = frozen_arrays("run_outputs.npz")
     for animal in paired.animals:
         np.testing.assert_allclose(model.latents(paired, animal).values, expected[f"latents/{animal}"], **TOL)
+
+
+# --------------------------------------------------------------------------- demo and paper folders
+def _table_rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("|")]
+
+
+def test_a_complete_0_1_demo_folder_is_recognised_and_left_alone(legacy, capsys, monkeypatch):
+    monkeypatch.setenv("NEUROVAMP_DATA", str(legacy / "cache"))  # never the user's cache
+    demo = legacy / "demo"
+    info = json.loads((demo / "demo.json").read_text())
+    assert (info["format"], info["version"], info["status"]) == ("neurovamp-demo", 1, "complete")
+    before = {p.name: p.read_bytes() for p in demo.iterdir()}
+    # the same command as 0.1's: its settings and model defaults are recognised (a changed
+    # default would say "different settings" or "other default model settings" instead)
+    assert main(["demo", "--out", str(demo), *MANIFEST["extra"]["demo_args"]]) == 2
+    assert "holds a complete demo; pass --overwrite" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in demo.iterdir()} == before
+
+
+def test_a_0_1_demo_comparison_table_is_rebuilt_from_its_metrics(legacy):
+    from neurovamp.analysis.evaluate import read_metrics
+    from neurovamp.analysis.report import comparison_table
+
+    metrics = read_metrics(legacy / "demo" / "metrics.json")
+    assert {(m["format"], m["version"]) for m in metrics.values()} == {("neurovamp-metrics", 1)}
+    table = comparison_table(metrics)
+    frozen = pd.read_csv(FROZEN / "demo" / "comparison.csv", index_col=0)
+    rebuilt = pd.read_csv(io.StringIO(table.to_csv(float_format="%.6g")), index_col=0)
+    pd.testing.assert_frame_equal(rebuilt[frozen.columns], frozen)
+
+
+def test_a_0_1_paper_run_reads_and_its_report_is_rebuilt_from_its_metrics(legacy):
+    from neurovamp.paper import read_paper_metrics, write_report
+
+    paper = legacy / "paper"
+    metrics = read_paper_metrics(paper / "metrics.json")
+    assert (metrics["format"], metrics["version"], metrics["n_fits"]) == ("neurovamp-paper-metrics", 1, 1)
+    run = json.loads((paper / "paper.json").read_text())
+    assert (run["format"], run["version"], run["status"]) == ("neurovamp-paper-run", 1, "complete")
+    fit = json.loads((paper / "fits" / "paper" / "mmvm" / "seed0" / "fit.json").read_text())
+    assert fit == metrics["fits"][0]  # metrics.json gathers the fit records
+    report = write_report(metrics, legacy / "rebuilt.md")
+    # every table (all the numbers) of 0.1's report comes out the same
+    assert _table_rows(report.read_text()) == _table_rows((paper / "report.md").read_text())
+    assert len(_table_rows(report.read_text())) > 5
+
+
+def test_the_simulator_still_makes_the_0_1_experiment_from_its_simulation_json(legacy):
+    """simulation.json round trips and the same settings give the same spikes (the default
+    data set's cache, ``default-v1``, relies on this: a changed simulator needs a new name)."""
+    from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
+
+    stored = json.loads((FROZEN / "data" / "simulation.json").read_text())
+    config = SimulationConfig.from_dict(stored)
+    assert json.loads(json.dumps(config.to_dict())) == stored
+    written = write_simulation(simulate_experiment(config), legacy / "again")
+    settings = dict(event="odor_onset", window=(-0.2, 0.6), bin_size=0.01, labels=None)
+    old = load_recordings(data_paths(legacy), **settings)
+    new = load_recordings([str(p) for p in written["nwb"].values()], **settings)
+    for animal in animals(old):
+        xr.testing.assert_equal(get_modality(new, animal), get_modality(old, animal))
+    assert int(get_modality(old, "rat1").sum()) > 0

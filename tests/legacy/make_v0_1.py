@@ -4,6 +4,10 @@ Run once, with neurovamp 0.1 (main at the commit recorded in ``v0.1/manifest.jso
 
     export PYTHONPATH=$PWD OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
     python tests/legacy/make_v0_1.py            # refuses to replace an existing v0.1/
+    python tests/legacy/make_v0_1.py --add extra  # adds demo/ and paper/ to v0.1/
+
+The ``extra`` part was added in a second run, with ``PYTHONPATH`` pointing at an
+unmodified export of the same commit (``git archive <commit> | tar -x -C /tmp/nv01``).
 
 **Never rerun it to "update" the fixtures**: their whole point is that they were written
 by the old code. A new format version gets a new folder (``v0.2/`` made by a
@@ -35,6 +39,15 @@ What is made (``v0.1/``)::
     impute_rat2_E.nc     `neurovamp impute run --target rat2 --condition odor=E --out ...`
     run_interrupted/     the same fit as run/, interrupted (KeyboardInterrupt, as Ctrl-C)
                          at the start of epoch 3: status "interrupted", checkpoint of epoch 2
+    demo/                the top-level files of `neurovamp demo --quick --models mmvm`
+                         (demo.json, format neurovamp-demo v1, status complete;
+                         metrics.json, comparison.csv, report.md); its runs/ (ordinary run
+                         folders, covered by run/) and figures/ are left out for size
+    paper/               the files of `neurovamp paper` on the small stand-in release of
+                         tests/test_paper.py (one model, one seed, 2 epochs): paper.json
+                         (neurovamp-paper-run v1), metrics.json (neurovamp-paper-metrics v1),
+                         report.md, fits/paper/mmvm/seed0/fit.json; nwb/ (five ~215 kB
+                         NWB files), figures/ and latents.nc are left out for size
     manifest.json        the commands and settings above, versions, the commit
 
 ``ground_truth.npz`` of the simulation is left out (160 kB of fine-grained truth no
@@ -156,7 +169,57 @@ def make(work: Path) -> None:
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+DEMO_ARGS = ["--quick", "--models", "mmvm", "--device", "cpu", "--no-progress"]
+PAPER_ARGS = ["--models", "mmvm", "--seeds", "0", "--no-defaults", "--epochs", "2", "--folds", "2", "--threads", "1",
+              "--no-progress"]
+#: What of the demo and paper folders is kept (the rest is large and covered elsewhere).
+DEMO_KEEP = ("demo.json", "metrics.json", "comparison.csv", "report.md")
+PAPER_KEEP = ("paper.json", "metrics.json", "report.md", "fits/paper/mmvm/seed0/fit.json")
+
+
+def make_extra(work: Path) -> dict:
+    """demo/ and paper/: the versioned files of the two end-to-end pipelines."""
+    import os
+
+    sys.path.insert(0, str(HERE.parent))
+    from test_paper import make_release  # the small stand-in release of the paper tests
+
+    env = {**os.environ, "NEUROVAMP_DATA": str(work / "cache")}
+    subprocess.run([sys.executable, "-m", "neurovamp", "demo", "--out", str(work / "demo_full"), *DEMO_ARGS],
+                   check=True, env=env)
+    release = make_release(work / "release")
+    _cli("paper", str(release), "--out", str(work / "paper_full"), *PAPER_ARGS)
+    for name, keep in (("demo", DEMO_KEEP), ("paper", PAPER_KEEP)):
+        for item in keep:
+            target = work / "extra" / name / item
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(work / f"{name}_full" / item, target)
+    return {"demo_args": DEMO_ARGS, "demo_files": list(DEMO_KEEP), "paper_args": PAPER_ARGS,
+            "paper_release": "tests/test_paper.py make_release(root) (seed 0)", "paper_files": list(PAPER_KEEP)}
+
+
+def add_extra() -> None:
+    manifest = json.loads((DEST / "manifest.json").read_text())
+    if (DEST / "demo").exists() or (DEST / "paper").exists():
+        sys.exit(f"{DEST}/demo or paper exists; frozen fixtures are never remade")
+    import neurovamp
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="neurovamp-v0.1-") as tmp:
+        work = Path(tmp)
+        extra = make_extra(work)
+        for name in ("demo", "paper"):
+            shutil.copytree(work / "extra" / name, DEST / name)
+    manifest["extra"] = {**extra, "neurovamp_version": neurovamp.__version__, "neurovamp_file": neurovamp.__file__,
+                         "commit_of_the_checkout_running_this": commit}
+    (DEST / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"added demo/ and paper/ to {DEST}")
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--add", "extra"]:
+        add_extra()
+        return
     if DEST.exists():
         sys.exit(f"{DEST} exists; frozen fixtures are never remade (see the docstring)")
     with tempfile.TemporaryDirectory(prefix="neurovamp-v0.1-") as tmp:
