@@ -306,3 +306,7 @@ def test_cli_info_windows_behavior(lab_file, capsys):
     assert "units 2, trials 7" in out
     assert "2 bins of 10000 ms from 0 s to 20 s around window" in out
     assert "behaviour position (acquisition/Position): dimensions x; m" in out
+    assert "intervals tables:" not in out  # the file's contents only with --contents
+    code, out, err = _run(["info", str(lab_file), "--trials", "epochs", "--windows", "20", "--bin", "10",
+                           "--contents"], capsys)
+    assert code == 0 and "encoding_table: 4 rows" in out and "units 3, trials 7" in out
