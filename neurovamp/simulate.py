@@ -960,6 +960,7 @@ def write_simulation(sim: Simulation, out_dir: str | os.PathLike, *, overwrite: 
                 subject_id=rat,
                 spike_times=sim.spike_times[rat],
                 trials=sim.trials[rat],
+                spike_time_resolution=sim.config.fine_dt,
                 session_description=(
                     f"Simulated odor-sequence experiment (neurovamp.simulate), subject {rat}; "
                     "align trials to odor_onset."

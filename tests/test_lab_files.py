@@ -306,3 +306,30 @@ def test_cli_info_windows_behavior(lab_file, capsys):
     assert "units 2, trials 7" in out
     assert "2 bins of 10000 ms from 0 s to 20 s around window" in out
     assert "behaviour position (acquisition/Position): dimensions x; m" in out
+    assert "intervals tables:" not in out  # the file's contents only with --contents
+    code, out, err = _run(["info", str(lab_file), "--trials", "epochs", "--windows", "20", "--bin", "10",
+                           "--contents"], capsys)
+    assert code == 0 and "encoding_table: 4 rows" in out and "units 3, trials 7" in out
+
+
+def test_fit_records_recording_settings_and_rebuilds_the_same_pairs(tmp_path, capsys):
+    from neurovamp.run import build_paired, read_run_info
+
+    a = _lab_file(tmp_path / "a.nwb", subject="a")
+    b = _lab_file(tmp_path / "b.nwb", subject="b")
+    run = tmp_path / "run"
+    code, out, err = _run(["fit", str(a), str(b), "--out", str(run), "--trials", "epochs", "--windows", "2",
+                           "--bin", "1", "--behavior", "Position", "--units", "location=CA1,ADn",
+                           "--pair-by", "position_x", "--pair-bins", "4", "--split", "0.6", "0.2", "0.2",
+                           "--epochs", "1", "--no-progress"], capsys)
+    assert code == 0, err
+    info = read_run_info(run)
+    assert info["data"]["recording"] == {"trials": "epochs", "behavior": ["Position"], "windows": 2.0,
+                                         "units": {"location": ["CA1", "ADn"]}}
+    assert info["pairing"]["pair_bins"] == 4
+    paired = build_paired(info)  # what evaluate and impute do
+    assert paired.pair_by == "position_x" and paired.conditions == (0, 1, 3)  # no window in bin 2
+    tree = load_recordings([a, b], trials="epochs", windows=2.0, bin_size=1.0, behavior="Position")
+    again = pair_trials(tree, by="position_x", pair_bins=4, split=(0.6, 0.2, 0.2))
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(paired.pairs[split], again.pairs[split])

@@ -18,12 +18,13 @@ def data_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("notebook-data")
 
 
-def test_the_four_notebooks_exist():
+def test_the_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == [
         "01_load_nwb.ipynb",
         "02_fit_mmvm.ipynb",
         "03_impute_missing_animal.ipynb",
         "04_decode.ipynb",
+        "05_place_cells.ipynb",
     ]
 
 

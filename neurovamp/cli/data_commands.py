@@ -63,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--drop-missing-events", action="store_true",
         help="leave out trials whose event time is NaN (e.g. aborted trials) instead of stopping",
     )
+    info.add_argument(
+        "--contents", action="store_true",
+        help="also list each NWB file's intervals tables, unit columns and locations, electrodes and time "
+             "series (listed anyway for a file without a trials table when neither --trials nor --windows is given)",
+    )
     add_recording_options(info)
     info.set_defaults(func=info_command)
 
@@ -93,10 +98,11 @@ def convert_release_command(args: argparse.Namespace) -> int:
 def info_command(args: argparse.Namespace) -> int:
     """Run ``neurovamp info``: what each NWB file holds, then units, trials and labels per animal.
 
-    For each NWB file the intervals tables (rows, columns), units (columns, locations),
-    electrode locations and time series are listed. The files are then binned with the
-    options given; when no option chooses trials (``--trials``/``--windows``) and a file
-    has no ``trials`` table, a hint on how to bin it replaces the per-animal summary.
+    With ``--contents``, each NWB file's intervals tables (rows, columns), units (columns,
+    locations), electrode locations and time series are listed first. The files are then
+    binned with the options given; when no option chooses trials (``--trials`` /
+    ``--windows``) and a file has no ``trials`` table, its contents and a hint on how to
+    bin it replace the per-animal summary.
 
     Parameters
     ----------
@@ -114,9 +120,11 @@ def info_command(args: argparse.Namespace) -> int:
 
     recording = recording_settings(args)
     contents = [describe_nwb(p) for p in args.paths if Path(p).suffix.lower() not in DATASET_SUFFIXES]
-    blocks = [format_file_contents(c) for c in contents]
+    blocks = [format_file_contents(c) for c in contents] if args.contents else []
     untrialled = [c["path"] for c in contents if "trials" not in c["intervals"]]
     if untrialled and "trials" not in recording and "windows" not in recording:
+        if not args.contents:
+            blocks = [format_file_contents(c) for c in contents]
         blocks.append(
             f"no trials table in {', '.join(untrialled)}: choose an intervals table with --trials TABLE, "
             "or cut the session into windows with --windows SECONDS (and --behavior NAME for a behaviour series)"

@@ -59,6 +59,8 @@ WHOLE_BINS_TOLERANCE = 1e-9
 _TIME_SUFFIXES = ("_time", "_times", "_onset", "_offset")
 #: Names that cannot be trial labels (dimension or reserved coordinate names).
 _RESERVED_LABELS = ("trial", "unit", "time", "event_time")
+#: Subject fields :func:`write_nwb` writes unless told otherwise (rats of unknown sex and age).
+DEFAULT_SUBJECT = {"species": "Rattus norvegicus", "sex": "U", "age": "P0D/"}
 #: Units-table columns that are not per-unit metadata.
 _SPIKE_COLUMN = "spike_times"
 
@@ -819,8 +821,13 @@ def write_nwb(
     session_start_time: datetime | None = None,
     overwrite: bool = False,
     unit_ids: Sequence[int] | np.ndarray | None = None,
+    subject: Mapping[str, str] | None = None,
+    spike_time_resolution: float | None = None,
 ) -> Path:
     """Write spike times and a trials table as a standard NWB file (atomically).
+
+    The file passes ``nwbinspector`` without a CRITICAL or BEST_PRACTICE_VIOLATION issue
+    when ``spike_time_resolution`` is given.
 
     Parameters
     ----------
@@ -846,6 +853,14 @@ def write_nwb(
         Replace an existing ``path``.
     unit_ids
         Ids of the units (``0..n-1`` when omitted).
+    subject
+        Subject fields (``species``, ``sex``, ``age``, ``strain``, ``description``,
+        ...) over :data:`DEFAULT_SUBJECT`: neurovamp's animals are rats
+        (``Rattus norvegicus``) of unknown sex (``"U"``) and age (``"P0D/"``, the
+        ISO 8601 range "0 days or older"); pass the real values where known.
+    spike_time_resolution
+        Smallest possible difference between two spike times, seconds (the bin width
+        for spikes placed inside bins); the units table's ``resolution``.
 
     Returns
     -------
@@ -874,11 +889,12 @@ def write_nwb(
     elif session_start_time.tzinfo is None:
         raise DataError(f"{path}: session_start_time must be timezone-aware, got {session_start_time}")
 
+    fields = {"description": f"subject {subject_id}", **DEFAULT_SUBJECT, **dict(subject or {})}
     nwbfile = NWBFile(
         session_description=session_description,
         identifier=str(uuid.uuid4()),
         session_start_time=session_start_time,
-        subject=Subject(subject_id=str(subject_id)),
+        subject=Subject(subject_id=str(subject_id), **fields),
         notes=notes or None,
     )
     nwbfile.trials = TimeIntervals(
@@ -893,8 +909,10 @@ def write_nwb(
     spike_data = VectorData(name="spike_times", description="spike times, seconds (session clock)", data=times)
     columns: list[Any] = [spike_data, VectorIndex(name="spike_times_index", data=ends, target=spike_data)]
     columns += [VectorData(name=name, description=f"unit {name}", data=values) for name, values in unit_cols.items()]
+    resolution = {} if spike_time_resolution is None else {"resolution": float(spike_time_resolution)}
     nwbfile.units = Units(
-        name="units", description="sorted units", id=ElementIdentifiers(name="id", data=ids), columns=columns
+        name="units", description="sorted units", id=ElementIdentifiers(name="id", data=ids), columns=columns,
+        **resolution,
     )
     with atomic_output(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
         # the temporary name ends in .tmp; the final name is the caller's
@@ -1031,6 +1049,7 @@ def modality_to_nwb(
     *,
     overwrite: bool = False,
     trial_duration: float | None = None,
+    subject: Mapping[str, str] | None = None,
 ) -> Path:
     """Write a modality back as an NWB file that reads back to the same counts.
 
@@ -1054,6 +1073,8 @@ def modality_to_nwb(
         ``stop_time - start_time`` of every trial, seconds. By default each trial spans
         from ``min(window_start, 0)`` to ``max(window_stop, 0)`` around its event. When the
         event is ``start_time`` (``stop_time``) the trial starts (ends) at the event.
+    subject
+        Subject fields (species, sex, age, ...), as in :func:`write_nwb`.
 
     Returns
     -------
@@ -1063,7 +1084,9 @@ def modality_to_nwb(
     Notes
     -----
     A unit whose counts are all zero becomes a unit without spikes, so such a file must
-    be read back with ``allow_silent_units=True``.
+    be read back with ``allow_silent_units=True``. The units' ``resolution`` is the bin
+    width: nwbinspector reports bins wider than 10 ms as a resolution "unexpectedly
+    large", which is true of spike times only known to within such a bin.
 
     Raises
     ------
@@ -1128,5 +1151,7 @@ def modality_to_nwb(
             "their bin; a count of k places k spikes evenly inside the bin."
         ),
         overwrite=overwrite,
+        subject=subject,
+        spike_time_resolution=bin_size,
     )
 

@@ -259,6 +259,7 @@ def _write_rat(rat: str, counts: np.ndarray, info: np.ndarray, path: Path, overw
         spike_times=counts_to_spike_times(counts, onset + WINDOW[0], BIN_SIZE),
         trials=pd.DataFrame(columns),
         unit_columns={"n_spikes": n_spikes.astype(np.int64)},
+        spike_time_resolution=BIN_SIZE,
         session_description=(
             f"{rat}: CA1 units during an odor-sequence memory task (Allen et al. 2016; "
             f"Shahbaba et al. 2022), from the binned public release {_DOI}"
