@@ -115,13 +115,16 @@ def test_batched_step_keeps_parameters_and_state_dict():
 
 
 def test_step_selection():
-    assert resolve_step("auto", AUTO_BATCHED_ANIMALS) == "batched"
-    assert resolve_step("auto", AUTO_BATCHED_ANIMALS - 1) == "loop"
-    assert resolve_step("loop", 200) == "loop" and resolve_step("batched", 2) == "batched"
+    assert resolve_step("auto", AUTO_BATCHED_ANIMALS, "cuda") == "batched"
+    assert resolve_step("auto", AUTO_BATCHED_ANIMALS - 1, "cuda") == "loop"
+    assert resolve_step("auto", 200, "cpu") == "loop"
+    assert resolve_step("loop", 200, "cuda") == "loop" and resolve_step("batched", 2) == "batched"
     with pytest.raises(ConfigError, match="step must be one of"):
         resolve_step("vmap", 3)
-    assert MultiAnimalVAE([4] * AUTO_BATCHED_ANIMALS)._batched is not None
-    assert MultiAnimalVAE([4, 5])._batched is None
+    vae = MultiAnimalVAE([4] * AUTO_BATCHED_ANIMALS)
+    assert vae.step == "loop" and vae._batched is None  # the reference unless asked
+    assert vae.set_step("batched")._batched is not None and vae.step == "batched"
+    assert vae.set_step("auto")._batched is None  # on the CPU
 
 
 def test_width_groups_bound_the_padding():

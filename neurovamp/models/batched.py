@@ -10,8 +10,8 @@ networks on stacked weights instead:
   (sum over layers of padded ``in * out``) exceeds the unpadded cost by at most
   ``max_padding`` (25 % by default); every group is then one ``torch.baddbmm`` per layer
   over ``(G, B, width)`` tensors, so a step costs O(groups) launches, not O(M).
-- Each group's weights are gathered from the per-animal parameters at every step (one
-  ``torch.cat`` and one index per layer): the parameters, their names in ``state_dict``,
+- Each group's weights are stacked from the per-animal parameters at every step
+  (``torch.stack``, zero-padded with ``F.pad`` where widths differ): the parameters, their names in ``state_dict``,
   checkpoints and saved models are exactly the loop's, and gradients flow back into the
   per-animal tensors. Padded weight entries are zeros, so padded hidden units and padded
   outputs contribute nothing, and padded gradients are dropped.
@@ -41,15 +41,16 @@ __all__ = ["BatchedNetworks", "STEPS", "AUTO_BATCHED_ANIMALS", "resolve_step", "
 
 STEPS = ("auto", "loop", "batched")
 """Values of the ``step`` setting: ``"loop"`` (the per-animal reference), ``"batched"``, or
-``"auto"`` (batched from :data:`AUTO_BATCHED_ANIMALS` animals on)."""
+``"auto"`` (batched on CUDA from :data:`AUTO_BATCHED_ANIMALS` animals on, else the loop)."""
 
 AUTO_BATCHED_ANIMALS = 8
-"""``step="auto"`` uses the batched step from this many animals on (the loop below it,
-where it is as fast and is the reference; ``benchmarks/results/scaling.md``)."""
+"""``step="auto"`` uses the batched step on CUDA from this many animals on. On the CPU the
+per-animal matmuls are compute-bound already and the batched step's weight copies cost as
+much as the launches it saves (``benchmarks/results/scaling.md``), so "auto" keeps the loop."""
 
 
-def resolve_step(step: str, n_animals: int) -> str:
-    """``"loop"`` or ``"batched"`` for a ``step`` setting and a number of animals.
+def resolve_step(step: str, n_animals: int, device: torch.device | str = "cpu") -> str:
+    """``"loop"`` or ``"batched"`` for a ``step`` setting, a number of animals and a device.
 
     Parameters
     ----------
@@ -57,17 +58,20 @@ def resolve_step(step: str, n_animals: int) -> str:
         One of :data:`STEPS`.
     n_animals
         Number of animals M.
+    device
+        Where the step runs.
 
     Returns
     -------
     str
-        ``"batched"`` for ``"batched"``, and for ``"auto"`` when
+        ``"batched"`` for ``"batched"``, and for ``"auto"`` on CUDA when
         ``n_animals >= AUTO_BATCHED_ANIMALS``; ``"loop"`` otherwise.
     """
     if step not in STEPS:
         raise ConfigError(f"step must be one of {', '.join(map(repr, STEPS))}, got {step!r}")
     if step == "auto":
-        return "batched" if n_animals >= AUTO_BATCHED_ANIMALS else "loop"
+        cuda = torch.device(device).type == "cuda"
+        return "batched" if cuda and n_animals >= AUTO_BATCHED_ANIMALS else "loop"
     return step
 
 
@@ -120,7 +124,7 @@ def _with_dispersion(likelihood: nn.Module, log_dispersion: Tensor, x: Tensor, e
 
 
 class _Group:
-    """Padded shapes and gather indices of one group of animals (built once per device)."""
+    """The animals of one group and their layers' padded shapes ``(out, in)``."""
 
     def __init__(self, animals: list[int], shapes: list[list[tuple[int, int]]]) -> None:
         self.animals = animals
@@ -131,31 +135,6 @@ class _Group:
             for layer in range(n_layers)
         ]
         self.shapes = shapes
-        self._index: dict[torch.device, list[tuple[Tensor, Tensor]]] = {}
-
-    def index(self, device: torch.device) -> list[tuple[Tensor, Tensor]]:
-        """Per layer, flat gather indices of the padded weights ``(G, out, in)`` and biases ``(G, out)``."""
-        if device not in self._index:
-            out = []
-            for layer, (p_out, p_in) in enumerate(self.padded):
-                w_idx, b_idx = [], []
-                w_off = b_off = 0
-                for shape in self.shapes:
-                    n_out, n_in = shape[layer]
-                    w = torch.full((p_out, p_in), -1, dtype=torch.long)
-                    w[:n_out, :n_in] = w_off + torch.arange(n_out * n_in).reshape(n_out, n_in)
-                    b = torch.full((p_out,), -1, dtype=torch.long)
-                    b[:n_out] = b_off + torch.arange(n_out)
-                    w_idx.append(w)
-                    b_idx.append(b)
-                    w_off += n_out * n_in
-                    b_off += n_out
-                w_all, b_all = torch.stack(w_idx), torch.stack(b_idx)
-                w_all[w_all < 0] = w_off  # the zero appended after the real entries
-                b_all[b_all < 0] = b_off
-                out.append((w_all.to(device), b_all.to(device)))
-            self._index[device] = out
-        return self._index[device]
 
 
 class BatchedNetworks:
@@ -191,7 +170,7 @@ class BatchedNetworks:
         self._dec = [_Group(g, [dec_shapes[m] for m in g]) for g in self.groups]
         self._order = [m for g in self.groups for m in g]
         self._inverse: dict[torch.device, Tensor] = {}
-        self._pad_index: dict[torch.device, list[Tensor]] = {}
+        self._last_inputs: tuple | None = None
         self._pad_value: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         self._const: dict[tuple[torch.device, torch.dtype], tuple[Tensor, list[Tensor]]] = {}
 
@@ -212,43 +191,51 @@ class BatchedNetworks:
             self._inverse[device] = inverse.to(device)
         return self._inverse[device]
 
-    def _input_index(self, device: torch.device) -> list[Tensor]:
-        """Per group, ``(G, D_pad)`` columns of ``cat(xs, 1)`` (its width = a zero column)."""
-        if device not in self._pad_index:
-            dims = self.vae.input_dims
-            starts = [0]
-            for d in dims:
-                starts.append(starts[-1] + d)
-            out = []
-            for group in self._enc:
-                width = group.padded[0][1]
-                idx = torch.full((len(group.animals), width), starts[-1], dtype=torch.long)
-                for i, m in enumerate(group.animals):
-                    idx[i, : dims[m]] = starts[m] + torch.arange(dims[m])
-                out.append(idx.to(device))
-            self._pad_index[device] = out
-        return self._pad_index[device]
-
     def padded_inputs(self, xs: Sequence[Tensor]) -> list[Tensor]:
-        """Per group, the animals' inputs zero-padded to ``(G, B, D_pad)``."""
-        flat = torch.cat([*xs, xs[0].new_zeros(xs[0].shape[0], 1)], dim=1)  # (B, sum D + 1)
-        return [flat[:, idx].permute(1, 0, 2) for idx in self._input_index(flat.device)]
+        """Per group, the animals' inputs zero-padded to ``(G, B, D_pad)``.
+
+        The data need no gradient: each animal is copied into a zero buffer. The last
+        result is reused when the same tensors come again (encode, then the likelihood).
+        """
+        key = tuple((id(x), x._version) for x in xs)
+        if self._last_inputs is not None and self._last_inputs[0] == key:
+            return self._last_inputs[2]
+        batch = xs[0].shape[0]
+        out = []
+        with torch.no_grad():
+            for group in self._enc:
+                widths = [self.vae.input_dims[m] for m in group.animals]
+                width = max(widths)
+                if all(w == width for w in widths):
+                    out.append(torch.stack([xs[m] for m in group.animals]))
+                    continue
+                buf = xs[0].new_zeros(len(widths), batch, width)
+                for i, m in enumerate(group.animals):
+                    buf[i, :, : widths[i]].copy_(xs[m])
+                out.append(buf)
+        self._last_inputs = (key, list(xs), out)  # keeps xs alive so that their ids stay theirs
+        return out
 
     @staticmethod
-    def _stacked(layers: list[nn.Linear], index: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """Padded weights ``(G, out, in)`` and biases ``(G, out)`` of one layer of a group."""
-        w_idx, b_idx = index
-        ref = layers[0].weight
-        weights = torch.cat([lin.weight.reshape(-1) for lin in layers] + [ref.new_zeros(1)])
-        biases = torch.cat([lin.bias for lin in layers] + [ref.new_zeros(1)])
-        return weights[w_idx], biases[b_idx]
+    def _stacked(layers: list[nn.Linear], padded: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Zero-padded weights ``(G, out, in)`` and biases ``(G, out)`` of one layer of a group."""
+        p_out, p_in = padded
+        weights, biases = [], []
+        for lin in layers:
+            n_out, n_in = lin.weight.shape
+            if (n_out, n_in) == (p_out, p_in):
+                weights.append(lin.weight)
+                biases.append(lin.bias)
+            else:
+                weights.append(F.pad(lin.weight, (0, p_in - n_in, 0, p_out - n_out)))
+                biases.append(F.pad(lin.bias, (0, p_out - n_out)))
+        return torch.stack(weights), torch.stack(biases)
 
     def _mlp(self, h: Tensor, group: _Group, linears: list[list[nn.Linear]]) -> Tensor:
         """Run a group's stacked layers (activation and dropout after all but the last)."""
-        index = group.index(h.device)
-        n_layers = len(index)
+        n_layers = len(group.padded)
         for layer in range(n_layers):
-            weight, bias = self._stacked([lins[layer] for lins in linears], index[layer])
+            weight, bias = self._stacked([lins[layer] for lins in linears], group.padded[layer])
             h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
             if layer < n_layers - 1:
                 h = self.activation(h)

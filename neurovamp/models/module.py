@@ -118,9 +118,9 @@ class MultiAnimalVAE(nn.Module):
             self.register_buffer("subsets", subset_matrix(len(dims)), persistent=False)
         else:
             self.subsets = None
-        self.set_step("auto")
+        self.set_step("loop")
 
-    def set_step(self, step: str = "auto") -> MultiAnimalVAE:
+    def set_step(self, step: str = "loop") -> MultiAnimalVAE:
         """Choose how the per-animal networks run; the objective and parameters are the same.
 
         Parameters
@@ -129,14 +129,17 @@ class MultiAnimalVAE(nn.Module):
             ``"loop"``: one encoder and decoder call per animal (the reference);
             ``"batched"``: stacked weights and batched matmuls over animals of similar
             width (:mod:`neurovamp.models.batched`; equal up to float rounding); ``"auto"``:
-            batched from :data:`~neurovamp.models.batched.AUTO_BATCHED_ANIMALS` animals on.
+            batched when the parameters are on CUDA and there are at least
+            :data:`~neurovamp.models.batched.AUTO_BATCHED_ANIMALS` animals (decided now,
+            from the current device).
 
         Returns
         -------
         MultiAnimalVAE
             ``self``.
         """
-        self._batched = BatchedNetworks(self) if resolve_step(step, self.n_animals) == "batched" else None
+        device = self.decoders[0].out.weight.device
+        self._batched = BatchedNetworks(self) if resolve_step(step, self.n_animals, device) == "batched" else None
         self.step = step
         return self
 
