@@ -123,7 +123,7 @@ def _worker(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     init_from_env()
     try:
         value = fn(*args, **kwargs)
-        return value if dist.get_rank() == 0 else None
+        return value if world()[0] == 0 else None
     except NeurovampError as exc:  # the parent re-raises it by class and message
         raise RuntimeError(f"neurovamp-error:{type(exc).__name__}:{exc}") from exc
     finally:
