@@ -711,6 +711,7 @@ def fit_run(
     resume: bool = False,
     progress: bool = True,
     recordings: xr.DataTree | None = None,
+    nproc: int | None = None,
 ) -> MultiAnimalModel:
     """Load recordings, pair trials, fit a model and write a run folder (``neurovamp fit``).
 
@@ -778,6 +779,11 @@ def fit_run(
         labels (:func:`labels_to_load`), when the caller has loaded it already (the CLI
         does, to type its filter values); it is not checked against ``paths``, which
         run.json records for :func:`load_run`.
+    nproc
+        Train data-parallel on this many local processes (see
+        :meth:`MultiAnimalModel.fit <neurovamp.models.estimator.MultiAnimalModel.fit>`).
+        Under ``torchrun`` every process runs this function and only rank 0 writes the
+        run folder.
 
     Returns
     -------
@@ -797,9 +803,13 @@ def fit_run(
         If training diverges.
     """
     from neurovamp.models.config import ModelConfig
+    from neurovamp.models.distributed import check_nproc, check_supported, is_writer
     from neurovamp.models.estimator import MultiAnimalModel
 
-    run_dir = check_run_folder(out, overwrite=overwrite, resume=resume)
+    if nproc is not None and check_nproc(nproc) > 1:
+        check_supported(compile)  # before any folder or process exists
+    writer = is_writer()  # False on the other ranks under torchrun: they only train
+    run_dir = check_run_folder(out, overwrite=overwrite, resume=resume) if writer else Path(out)
     config = ModelConfig() if config is None else config
     if not isinstance(config, ModelConfig):
         raise ConfigError(f"config must be a ModelConfig (or None for the defaults), got {type(config).__name__}")
@@ -822,20 +832,24 @@ def fit_run(
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
-    if resume:
+    if resume and writer:
         previous = _check_resumable(run_dir, info)
         if previous is not None and "created" in previous:
             info["created"] = previous["created"]
-    _start_run(run_dir, info, overwrite=overwrite)
+    if writer:
+        _start_run(run_dir, info, overwrite=overwrite)
     start = time.perf_counter()
     try:
         model.fit(paired, checkpoint_dir=run_dir / CHECKPOINT_DIR, resume=resume, overwrite=overwrite,
-                  progress=progress, **training)
-        _finish_run(run_dir, model, info, time.perf_counter() - start)
+                  progress=progress, nproc=nproc, **training)
+        if writer:
+            _finish_run(run_dir, model, info, time.perf_counter() - start)
     except KeyboardInterrupt:
-        write_run_info(run_dir, {**info, "status": "interrupted"})
+        if writer:
+            write_run_info(run_dir, {**info, "status": "interrupted"})
         raise
     except TrainingError as exc:
-        write_run_info(run_dir, {**info, "status": "failed", "error": str(exc)})
+        if writer:
+            write_run_info(run_dir, {**info, "status": "failed", "error": str(exc)})
         raise
     return model

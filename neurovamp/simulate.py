@@ -78,6 +78,10 @@ CONFIG_FILE = "simulation.json"
 
 _DEFAULT_UNITS = (92, 79, 104, 49, 46)
 _DEFAULT_TRIALS = (220, 200, 240, 180, 245)
+#: Per-animal unit-count ranges (inclusive) of :meth:`SimulationConfig.many`.
+MANY_UNITS = {"small": (8, 32), "full": (40, 110)}
+#: Per-animal trial-count ranges (inclusive) of :meth:`SimulationConfig.many`.
+MANY_TRIALS = {"small": (40, 64), "full": (180, 245)}
 _SESSION_START = datetime(2024, 1, 1, 9, 0, 0, tzinfo=timezone.utc)
 # Spikes keep this fraction of a fine sub-bin away from its edges, so that binning at any
 # multiple of ``fine_dt`` is unambiguous despite floating-point rounding.
@@ -305,6 +309,66 @@ class SimulationConfig:
         """
         settings: dict[str, Any] = dict(
             n_rats=3, n_units=(24, 30, 18), n_trials=(60, 64, 56), missing={"rat3": ("E",)}, seed=seed
+        )
+        settings.update(overrides)
+        return cls(**settings)
+
+    @classmethod
+    def many(cls, n_animals: int, seed: int = 0, *, small: bool = True, **overrides: Any) -> SimulationConfig:
+        """An experiment with many animals (2 to hundreds), each with its own units and odors.
+
+        Unit and trial counts are drawn per animal, uniformly from
+        :data:`MANY_UNITS` / :data:`MANY_TRIALS` (``small`` or full-size ranges), and every
+        animal but the first misses 0, 1 or 2 of the odors after the first (probabilities
+        0.6, 0.3, 0.1), so animals differ in width and in conditions. Names are ``rat001``,
+        ``rat002``, ... (zero-padded to the width of ``n_animals``, so they sort). The
+        draws come from ``(seed, n_animals)``; the spikes from ``seed`` as usual.
+
+        Parameters
+        ----------
+        n_animals
+            Number of animals, at least 2.
+        seed
+            Seed of every random draw.
+        small
+            Small animals (8-32 units, 40-64 trials: about 0.3 s per animal to simulate and
+            write) instead of release-sized ones (40-110 units, 180-245 trials).
+        **overrides
+            Any other field to change (``n_units``, ``n_trials`` or ``missing`` replace the
+            drawn values).
+
+        Returns
+        -------
+        SimulationConfig
+
+        Raises
+        ------
+        ConfigError
+            If ``n_animals`` is not an integer >= 2.
+        """
+        if isinstance(n_animals, bool) or not isinstance(n_animals, (int, np.integer)) or n_animals < 2:
+            raise ConfigError(f"SimulationConfig.many: n_animals must be an integer >= 2, got {n_animals!r}")
+        n = int(n_animals)
+        size = "small" if small else "full"
+        rng = np.random.default_rng([int(seed), n, 16])
+        lo_u, hi_u = MANY_UNITS[size]
+        lo_t, hi_t = MANY_TRIALS[size]
+        names = tuple(f"rat{i + 1:0{len(str(n))}d}" for i in range(n))
+        odors = tuple(overrides.get("odors", cls.odors))
+        missing: dict[str, tuple[str, ...]] = {}
+        for name in names[1:]:
+            k = int(rng.choice(3, p=(0.6, 0.3, 0.1)))
+            k = min(k, len(odors) - 2)
+            if k > 0:
+                gone = set(rng.choice(len(odors) - 1, size=k, replace=False) + 1)
+                missing[name] = tuple(o for i, o in enumerate(odors) if i in gone)
+        settings: dict[str, Any] = dict(
+            n_rats=n,
+            rat_names=names,
+            n_units=tuple(int(u) for u in rng.integers(lo_u, hi_u + 1, size=n)),
+            n_trials=tuple(int(t) for t in rng.integers(lo_t, hi_t + 1, size=n)),
+            missing=missing,
+            seed=seed,
         )
         settings.update(overrides)
         return cls(**settings)
@@ -1012,7 +1076,8 @@ def load_ground_truth(out_dir: str | os.PathLike) -> GroundTruth:
 
 
 def simulate(
-    out_dir: str | os.PathLike, *, seed: int = 0, small: bool = False, overwrite: bool = False
+    out_dir: str | os.PathLike, *, seed: int = 0, small: bool = False, overwrite: bool = False,
+    animals: int | None = None,
 ) -> Path:
     """Simulate an experiment and write it to ``out_dir`` (NWB per rat + ground truth).
 
@@ -1027,13 +1092,20 @@ def simulate(
         5-rat defaults.
     overwrite
         Replace an existing simulation folder.
+    animals
+        Number of animals (>= 2): :meth:`SimulationConfig.many` with ``small`` choosing
+        small or release-sized animals, each with its own units and odors. None: the
+        3-rat (``small``) or 5-rat experiment.
 
     Returns
     -------
     Path
         ``out_dir``.
     """
-    config = SimulationConfig.small(seed=seed) if small else SimulationConfig(seed=seed)
+    if animals is not None:
+        config = SimulationConfig.many(animals, seed=seed, small=small)
+    else:
+        config = SimulationConfig.small(seed=seed) if small else SimulationConfig(seed=seed)
     write_simulation(simulate_experiment(config), out_dir, overwrite=overwrite)
     return Path(out_dir)
 

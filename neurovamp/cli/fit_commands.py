@@ -126,6 +126,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compile the training steps with torch.compile: 2-4 %% faster per epoch after a one-off "
              "compilation (5-15 s with torch's cache warm, ~45 s cold); needs a C++ compiler on CPU",
     )
+    train.add_argument(
+        "--nproc", type=int, default=1, metavar="N",
+        help="train data-parallel on N local processes (torch.distributed, gloo on CPU, NCCL on GPU); "
+             "the same loss as one process up to float rounding (default: 1). On a cluster launch with "
+             "torchrun instead: torchrun --nproc-per-node N -m neurovamp fit ... (see the README)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     out.add_argument("--resume", action="store_true", help="continue an interrupted run from RUN/checkpoints")
@@ -203,8 +209,12 @@ def fit_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,
         monitor=args.monitor, max_grad_norm=args.max_grad_norm, compile=args.compile,
         seed=args.seed, device=args.device, overwrite=args.overwrite, resume=args.resume,
-        progress=not args.no_progress, recordings=tree,
+        progress=not args.no_progress, recordings=tree, nproc=args.nproc,
     )
+    from neurovamp.models.distributed import is_writer
+
+    if not is_writer():  # another rank under torchrun: rank 0 reports
+        return 0
     fit = model.fit_info_
     print(
         f"fitted {config.model} on {len(model.animals_)} animals ({', '.join(model.animals_)}): "

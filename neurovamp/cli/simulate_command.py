@@ -37,6 +37,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--small", action="store_true", help="3 rats with ~60 trials each instead of 5 rats (seconds to make)"
     )
+    parser.add_argument(
+        "--animals", type=int, metavar="N",
+        help="N >= 2 animals (rat001 ...), each with its own unit count and odors; small ones with --small "
+             "(about 0.3 s each to write), release-sized otherwise",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing simulation folder")
     parser.set_defaults(func=run_simulate)
     return parser
@@ -48,13 +53,14 @@ def run_simulate(args: argparse.Namespace) -> int:
     Parameters
     ----------
     args
-        Parsed arguments with ``out``, ``seed``, ``small`` and ``overwrite``.
+        Parsed arguments with ``out``, ``seed``, ``small``, ``animals`` and ``overwrite``.
 
     Returns
     -------
     int
         0 on success (user errors propagate as :class:`~neurovamp.errors.NeurovampError`).
     """
-    path = simulate(args.out, seed=args.seed, small=args.small, overwrite=args.overwrite)
+    path = simulate(args.out, seed=args.seed, small=args.small, overwrite=args.overwrite,
+                    animals=args.animals)
     print(f"wrote simulated experiment to {path}")
     return 0

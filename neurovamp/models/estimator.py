@@ -37,6 +37,8 @@ from neurovamp._files import atomic_output
 from neurovamp.data.modality import label_names, make_modality
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.errors import ConfigError, DataError
+from neurovamp.models import distributed
+from neurovamp.models.batched import resolve_step
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.module import MultiAnimalVAE
 from neurovamp.models.training import Trainer, TrainingConfig, resolve_device
@@ -78,8 +80,10 @@ class _Normalized(nn.Module):
             out.append(z)
         return out
 
-    def loss(self, xs: Sequence[Tensor | None], mask: Tensor | None = None) -> dict[str, Tensor]:
-        return self.vae.loss(self.transform(xs, mask), mask)
+    def loss(
+        self, xs: Sequence[Tensor | None], mask: Tensor | None = None, *, eps: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        return self.vae.loss(self.transform(xs, mask), mask, eps=eps)
 
 
 def _to_json_value(value: Any) -> Any:
@@ -113,6 +117,13 @@ def _check_seed(seed: Any) -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
         raise ConfigError(f"seed must be None or an integer in [0, 2**64), got {seed!r}")
     return int(seed)
+
+
+def _fit_on_rank(model: MultiAnimalModel, paired: PairedData, kwargs: dict[str, Any]) -> MultiAnimalModel:
+    """One rank of ``MultiAnimalModel.fit(nproc=N)``: the fit, its module on the CPU for the parent."""
+    model.fit(paired, **kwargs)
+    model.module_.to("cpu")
+    return model
 
 
 def _private_generator(seed: int | None) -> torch.Generator:
@@ -322,6 +333,8 @@ class MultiAnimalModel:
         resume: bool = False,
         overwrite: bool = False,
         progress: bool = True,
+        step: str = "auto",
+        nproc: int | None = None,
         **training: Any,
     ) -> MultiAnimalModel:
         """Fit the model on the training pairs, early-stopping on the validation pairs.
@@ -340,7 +353,19 @@ class MultiAnimalModel:
         overwrite
             Start afresh over an existing checkpoint.
         progress
-            Show a tqdm progress bar.
+            Show a tqdm progress bar (on rank 0 only when data-parallel).
+        step
+            How the per-animal networks run: ``"loop"``, ``"batched"`` (stacked weights,
+            batched matmuls; equal up to float rounding) or ``"auto"`` (batched on CUDA
+            from 8 animals on); see :meth:`MultiAnimalVAE.set_step`.
+        nproc
+            Train data-parallel on this many local processes
+            (:mod:`neurovamp.models.distributed`: torch's elastic launcher,
+            DistributedDataParallel, gloo on CPU, NCCL on CUDA); the result equals a
+            one-process fit with the same ``batch_size`` up to float rounding (``mmvm``,
+            ``independent``, ``poe``, ``avg`` without dropout). ``None`` or 1: this process,
+            data-parallel anyway when it belongs to a process group of several processes
+            (e.g. under ``torchrun``, whose environment initialises the group here).
         **training
             Other :class:`TrainingConfig` fields (``min_delta``, ``restore_best``,
             ``checkpoint_every``, ``explode_factor``, ``monitor``, ``compile``).
@@ -360,6 +385,22 @@ class MultiAnimalModel:
         for key in ("seed", "device"):
             if key in training:
                 raise ConfigError(f"{key} is set on the MultiAnimalModel, not in fit()")
+        resolve_step(step, 1)  # a bad value fails here, not in every process
+        distributed.init_from_env()  # under torchrun: join its process group
+        if nproc is not None and distributed.check_nproc(nproc) > 1:
+            if distributed.is_active():
+                raise ConfigError("nproc > 1 inside a process group: the group's processes already train together")
+            distributed.check_supported(bool(training.get("compile", False)))
+            fitted = distributed.launch(
+                _fit_on_rank, nproc, self, paired, dict(
+                    epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience,
+                    max_grad_norm=max_grad_norm, checkpoint_dir=checkpoint_dir, resume=resume,
+                    overwrite=overwrite, progress=progress, step=step, **training,
+                ),
+            )
+            self.__dict__.update(fitted.__dict__)
+            self.module_.to(resolve_device(self.device))
+            return self
         tconfig = TrainingConfig(
             epochs=epochs,
             batch_size=batch_size,
@@ -381,6 +422,7 @@ class MultiAnimalModel:
             torch.manual_seed(self.seed)
             vae = MultiAnimalVAE(paired.input_dims, self.config, names=paired.animals)
         vae.init_output_bias([torch.as_tensor(m) for m in self._feature_means(paired, offsets, scales)])
+        vae.set_step(resolve_step(step, vae.n_animals, device))
         trainable: nn.Module = vae if self._norm["kind"] == "none" else _Normalized(vae, offsets, scales)
 
         trainer = Trainer(trainable, paired, tconfig, checkpoint_dir=checkpoint_dir, progress=progress)

@@ -44,6 +44,7 @@ from neurovamp.models.aggregation import (
     product_of_experts,
     subset_matrix,
 )
+from neurovamp.models.batched import BatchedNetworks, resolve_step
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.gaussians import reparameterize
 from neurovamp.models.likelihoods import Likelihood, make_likelihood
@@ -75,6 +76,8 @@ class MultiAnimalVAE(nn.Module):
     ----------
     config, input_dims, names, n_animals
         As given (``input_dims`` and ``names`` as tuples).
+    step
+        How the networks run (see :meth:`set_step`): ``"auto"``, ``"loop"`` or ``"batched"``.
     encoders, decoders, likelihoods
         ``nn.ModuleList`` with one entry per animal.
     """
@@ -115,6 +118,30 @@ class MultiAnimalVAE(nn.Module):
             self.register_buffer("subsets", subset_matrix(len(dims)), persistent=False)
         else:
             self.subsets = None
+        self.set_step("loop")
+
+    def set_step(self, step: str = "loop") -> MultiAnimalVAE:
+        """Choose how the per-animal networks run; the objective and parameters are the same.
+
+        Parameters
+        ----------
+        step
+            ``"loop"``: one encoder and decoder call per animal (the reference);
+            ``"batched"``: stacked weights and batched matmuls over animals of similar
+            width (:mod:`neurovamp.models.batched`; equal up to float rounding); ``"auto"``:
+            batched when the parameters are on CUDA and there are at least
+            :data:`~neurovamp.models.batched.AUTO_BATCHED_ANIMALS` animals (decided now,
+            from the current device).
+
+        Returns
+        -------
+        MultiAnimalVAE
+            ``self``.
+        """
+        device = self.decoders[0].out.weight.device
+        self._batched = BatchedNetworks(self) if resolve_step(step, self.n_animals, device) == "batched" else None
+        self.step = step
+        return self
 
     # ------------------------------------------------------------------ helpers
     def animal_index(self, animal: Animal) -> int:
@@ -192,6 +219,14 @@ class MultiAnimalVAE(nn.Module):
         batch, _ = self._check_batch(xs, None)
         ref = next(x for x in xs if x is not None)
         k = self.config.latent_dim
+        if self._batched is not None:
+            given = [x is not None for x in xs]
+            mu, logvar = self._batched.encode([ref.new_zeros(batch, d) if x is None else x
+                                               for x, d in zip(xs, self.input_dims)])
+            if all(given):
+                return mu, logvar
+            keep = torch.tensor(given, device=mu.device).view(-1, 1, 1)
+            return mu * keep, logvar * keep  # placeholders mu = 0, logvar = 0 as below
         mus, logvars = [], []
         for m, x in enumerate(xs):
             if x is None:
@@ -390,6 +425,10 @@ class MultiAnimalVAE(nn.Module):
 
     def _nll(self, xs: Sequence[Tensor | None], obs: Tensor, latent_of) -> Tensor:  # noqa: ANN001
         """Masked negative log-likelihoods ``(M, B)``; ``latent_of(m)`` gives animal m's z."""
+        if self._batched is not None:
+            batch = obs.shape[1]
+            xs = [obs.new_zeros(batch, d) if x is None else x for x, d in zip(xs, self.input_dims)]
+            return self._batched.nll(xs, obs, torch.stack([latent_of(m) for m in range(self.n_animals)]))
         rows = []
         for m, x in enumerate(xs):
             if x is None:

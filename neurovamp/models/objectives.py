@@ -15,9 +15,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from neurovamp.models.gaussians import kl_standard_normal, pairwise_kl
+from neurovamp.models.gaussians import kl_standard_normal, kl_sum_to_observed, pairwise_kl
 
-__all__ = ["mmvm_regulariser", "independent_regulariser"]
+__all__ = ["mmvm_regulariser", "independent_regulariser", "PAIRWISE_MAX_ANIMALS"]
+
+PAIRWISE_MAX_ANIMALS = 16
+"""Above this many animals the MMVM regulariser sums its pairwise KLs from sufficient
+statistics (:func:`~neurovamp.models.gaussians.kl_sum_to_observed`, O(M B K) memory)
+instead of materialising all M^2 pairs (:func:`~neurovamp.models.gaussians.pairwise_kl`:
+several (M, M, B, K) intermediates, e.g. 4 x 164 MB at M = 200, B = 128, K = 8, in float32)."""
 
 
 def mmvm_regulariser(mu: Tensor, logvar: Tensor, mask: Tensor | None, alpha: float) -> Tensor:
@@ -42,9 +48,12 @@ def mmvm_regulariser(mu: Tensor, logvar: Tensor, mask: Tensor | None, alpha: flo
         obs = mu.new_ones(mu.shape[:2])
     else:
         obs = mask.T.to(mu.dtype)  # (M, B)
-    pair = pairwise_kl(mu, logvar)  # (M, M, B): [m, m~]
     n_obs = obs.sum(0).clamp_min(1.0)  # (B,)
-    to_mixture = (pair * obs.unsqueeze(0)).sum(1) / n_obs  # average over observed m~
+    if mu.shape[0] > PAIRWISE_MAX_ANIMALS:  # same sum without the (M, M, B, K) pairs
+        to_mixture = kl_sum_to_observed(mu, logvar, obs) / n_obs
+    else:
+        pair = pairwise_kl(mu, logvar)  # (M, M, B): [m, m~]
+        to_mixture = (pair * obs.unsqueeze(0)).sum(1) / n_obs  # average over observed m~
     return ((1.0 - alpha) * to_mixture + alpha * prior) * obs
 
 

@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 
 from neurovamp._files import atomic_output, check_writable
 from neurovamp.errors import ConfigError, DataError, TrainingError
+from neurovamp.models import distributed
 
 __all__ = [
     "TrainingConfig",
@@ -502,8 +503,14 @@ class Trainer:
             raise ConfigError(f"config must be a TrainingConfig, got {type(self.config).__name__}")
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.progress = bool(progress)
-        self.device = resolve_device(self.config.device)
+        self.device = distributed.rank_device(resolve_device(self.config.device))
         self.module.to(self.device)
+        # Data-parallel under a process group of several processes (models/distributed.py).
+        self._dist: distributed.DataParallel | None = None
+        if distributed.is_active():
+            distributed.check_supported(self.config.compile)
+            self._dist = distributed.DataParallel(self.module, self.device)
+            self.progress = self.progress and self._dist.rank == 0
         self.optimizer = _adam(self.module, lr=self.config.lr, weight_decay=self.config.weight_decay)
         # Full training batches call this (see _training_loss); validation runs eagerly.
         self._compiled_loss = _compile_loss(self.module) if self.config.compile else None
@@ -579,7 +586,7 @@ class Trainer:
             if self.checkpoint_dir is None:
                 raise ConfigError("resume=True needs a checkpoint_dir holding checkpoint.pt")
             self._load(load_checkpoint(self.checkpoint_path, map_location=self.device))
-        elif self.checkpoint_path is not None:
+        elif self.checkpoint_path is not None and (self._dist is None or self._dist.rank == 0):
             check_writable(self.checkpoint_path, overwrite=overwrite)
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
@@ -621,7 +628,7 @@ class Trainer:
         n_total = 0
         for xs, mask in self._train_batches(generator, epoch):
             terms = self._training_loss(xs, mask, bar)
-            loss = terms["loss"]
+            loss = terms["loss"] if self._dist is None else self._dist.scaled(terms["loss"])
             values = _term_values(terms)  # one device sync for every term
             if not n_total:
                 self._check_monitor_term(values)  # fail on the first batch, not after an epoch
@@ -645,7 +652,7 @@ class Trainer:
                 if not bool(torch.isfinite(norm)):
                     raise TrainingError(self._bad_gradient_message(epoch, f"norm {float(norm)}"))
             self.optimizer.step()
-            batch = int(mask.shape[0])
+            batch = int(mask.shape[0]) if self._dist is None else self._dist.local_count
             n_total += batch
             for key, term_value in values.items():
                 sums[key] = sums.get(key, 0.0) + term_value * batch
@@ -653,8 +660,12 @@ class Trainer:
 
         if not _parameters_finite(self.module):
             raise TrainingError(self._bad_gradient_message(epoch, "parameters non-finite after the epoch's updates"))
+        if self._dist is not None:  # epoch means over every rank's samples
+            sums, n_total = self._dist.all_sum(sums, n_total)
         train_terms = {key: total / n_total for key, total in sums.items()}
         val_terms = self._evaluate(self._val) if self._val.n_samples > 0 else {}
+        if self._dist is not None:  # one early-stopping decision: rank 0's
+            val_terms = self._dist.from_rank0(val_terms)
 
         self._record(epoch, "train", train_terms)
         self._record(epoch, "val", val_terms)
@@ -677,6 +688,8 @@ class Trainer:
         An epoch's last, smaller batch runs eagerly: compiling a second graph for it would
         cost as long as the first compilation and save a few milliseconds per epoch.
         """
+        if self._dist is not None:
+            return self._dist.loss(xs, mask)
         if self._compiled_loss is None or int(mask.shape[0]) != self.config.batch_size:
             return self.module.loss(xs, mask)
         first = not self._compiled
@@ -733,7 +746,8 @@ class Trainer:
     ) -> Iterator[tuple[list[torch.Tensor], torch.Tensor]]:
         # With strategy="resample" the batcher draws the epoch's pairs from
         # (paired.seed, "train", epoch); the order comes from our (seed, epoch) generator.
-        return self._train.batches(self.config.batch_size, shuffle=True, generator=generator, epoch=epoch)
+        batches = self._train.batches(self.config.batch_size, shuffle=True, generator=generator, epoch=epoch)
+        return batches if self._dist is None else self._dist.shard(batches)
 
     @torch.no_grad()
     def _evaluate(self, batcher: Any) -> dict[str, float]:
@@ -802,6 +816,8 @@ class Trainer:
     def _save(self) -> None:
         path = self.checkpoint_path
         assert path is not None
+        if self._dist is not None and self._dist.rank != 0:
+            return  # rank 0 writes; every rank holds the same state
         payload = {
             "format": _CHECKPOINT_FORMAT,
             "version": _CHECKPOINT_VERSION,
