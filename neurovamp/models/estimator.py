@@ -37,6 +37,7 @@ from neurovamp._files import atomic_output
 from neurovamp.data.modality import label_names, make_modality
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.errors import ConfigError, DataError
+from neurovamp.models._torchio import load_tensors
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.module import MultiAnimalVAE
 from neurovamp.models.training import Trainer, TrainingConfig, resolve_device
@@ -989,11 +990,14 @@ class MultiAnimalModel:
             raise DataError(f"{path / _CONFIG_FILE}: missing field {exc.args[0]!r}") from exc
         torch_device = resolve_device(device)
         vae = MultiAnimalVAE(input_dims, config, names=model.animals_)
+        state = load_tensors(path / _WEIGHTS_FILE, map_location=torch_device, what="weights")
         try:
-            state = torch.load(path / _WEIGHTS_FILE, map_location=torch_device, weights_only=True)
             vae.load_state_dict(state)
-        except Exception as exc:  # unreadable file or mismatched shapes
-            raise DataError(f"{path / _WEIGHTS_FILE}: cannot load weights into the configured model ({exc})") from exc
+        except Exception as exc:  # mismatched shapes or names
+            detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), type(exc).__name__)
+            raise DataError(
+                f"{path / _WEIGHTS_FILE}: the weights do not fit the model {_CONFIG_FILE} describes ({detail[:200]})"
+            ) from None
         model.module_ = vae.to(torch_device).eval()
         history_path = path / _HISTORY_FILE
         if history_path.is_file():

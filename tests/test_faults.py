@@ -1,0 +1,273 @@
+"""Fault injection: every way a user's files could be lost or a run silently wrong (issue 12).
+
+Each test reproduces one case on small files and asserts what a user must see: exit
+status 2, one line on stderr and no traceback, and, where the command was refused, the
+folder byte-identical to before (:func:`tree_digest`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurovamp.cli import main
+from neurovamp.run import load_run, read_run_info
+
+
+# --------------------------------------------------------------------------- helpers
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every file and folder under ``folder`` with its content hash ("dir" for folders)."""
+    out = {}
+    for path in sorted(Path(folder).rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        out[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def cli(argv: list[str], capsys) -> tuple[int | str, str]:
+    """Run the command line; an escaped exception (a traceback for the user) is reported as "traceback"."""
+    capsys.readouterr()
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        rc = exc.code
+    except Exception as exc:  # noqa: BLE001 - what the user would see as a traceback
+        return "traceback", f"{type(exc).__name__}: {exc}"
+    return rc, capsys.readouterr().err
+
+
+def assert_refused(result: tuple[int | str, str], *needles: str) -> str:
+    """Exit 2 with one line on stderr (no traceback) containing every needle."""
+    rc, err = result
+    assert rc == 2, f"expected exit 2 with one line, got {rc}: {err}"
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{err}"
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def fit_args(files, out, *extra) -> list[str]:
+    return [str(a) for a in [
+        "fit", *files, "--out", out, "--event", "odor_onset", "--window", "0", "0.4", "--bin", "0.05",
+        "--label", "odor", "--pair-by", "odor", "--latent-dim", "2", "--hidden", "8", "--subwindow", "4",
+        "--stride", "4", "--batch-size", "64", "--seed", "1", "--device", "cpu", "--no-progress", *extra,
+    ]]
+
+
+def add_user_files(folder: Path) -> dict[str, str]:
+    """A user's own file and sub-folder (with a file) in ``folder``; returns their digests."""
+    (folder / "my_notes.txt").write_text("mine, not neurovamp's")
+    (folder / "my_analysis").mkdir(exist_ok=True)
+    (folder / "my_analysis" / "result.csv").write_text("a,b\n1,2\n")
+    return {k: v for k, v in tree_digest(folder).items() if k.startswith("my_")}
+
+
+def assert_kept(folder: Path, user: dict[str, str]) -> None:
+    now = tree_digest(folder)
+    assert {k: now.get(k) for k in user} == user, "a user's file or folder was deleted or changed"
+
+
+@pytest.fixture(scope="module")
+def finished_run(nwb_files, tmp_path_factory) -> Path:
+    """A complete 2-epoch fit with a checkpoint after every epoch (read only: copy it)."""
+    out = tmp_path_factory.mktemp("faults") / "run"
+    assert main(fit_args(nwb_files, out, "--epochs", "2", "--checkpoint-every", "1")) == 0
+    return out
+
+
+@pytest.fixture
+def run(finished_run, tmp_path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+@pytest.fixture
+def cheap_evaluation(monkeypatch):
+    """``evaluate`` without its statistics: metrics with only a seed and two tiny figures.
+
+    The folder mechanics under test (what is written, replaced and kept) are those of the
+    real command; only the numbers and drawings, tested elsewhere, are skipped.
+    """
+    import neurovamp.analysis.evaluate as evaluate
+    import neurovamp.analysis.figures as figures
+    from neurovamp._files import atomic_output
+
+    def metrics(model, paired, *, labels, seed=0, folds=5, **kwargs):
+        return {"model": model.config.model, "labels": list(labels), "seed": seed,
+                "summary": {"balanced_accuracy": {}, "shared_balanced_accuracy": {}, "alignment_r2": None,
+                            "bits_per_spike": None}}
+
+    def write_figures(model, paired, metrics, out_dir, *, overwrite=False, **kwargs):
+        with atomic_output(out_dir, overwrite=overwrite, directory=True) as tmp:  # as the real one writes
+            for name in ("latents", "alignment"):
+                (tmp / f"{name}.png").write_bytes(f"{name} seed {metrics['seed']}".encode())
+        return {}
+
+    monkeypatch.setattr(evaluate, "evaluate_model", metrics)
+    monkeypatch.setattr(figures, "write_figures", write_figures)
+
+
+# --------------------------------------------------------------------------- 1. refused resumes
+def test_case01_refused_resume_of_a_finished_run_changes_nothing(run, nwb_files, capsys):
+    shutil.rmtree(run / "checkpoints")
+    before = tree_digest(run)
+    assert_refused(cli(fit_args(nwb_files, run, "--epochs", "2", "--resume"), capsys), "cannot resume", "complete")
+    assert tree_digest(run) == before
+    load_run(run, device="cpu")  # the intact model still loads: evaluate/impute work
+
+
+@pytest.mark.parametrize("damage", ["garbage", "empty", "hostile"])
+def test_case01_corrupt_or_hostile_checkpoint_refused_without_change(run, nwb_files, capsys, damage):
+    (run / "checkpoints" / "checkpoint.prev.pt").unlink(missing_ok=True)
+    path = run / "checkpoints" / "checkpoint.pt"
+    if damage == "garbage":
+        path.write_bytes(b"\x00not a checkpoint" * 10)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        import pickle
+
+        class Hostile:
+            def __reduce__(self):
+                return (print, ("this ran",))
+
+        path.write_bytes(pickle.dumps({"format": Hostile()}))
+    before = tree_digest(run)
+    line = assert_refused(cli(fit_args(nwb_files, run, "--epochs", "3", "--resume"), capsys), "checkpoint.pt")
+    assert "weights_only" not in line and "will likely succeed" not in line and "()" not in line
+    assert tree_digest(run) == before
+    assert read_run_info(run)["status"] == "complete"
+
+
+def test_case01_corrupt_latest_checkpoint_falls_back_to_the_previous(finished_run, nwb_files, tmp_path, capsys):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert main(fit_args(nwb_files, full, "--epochs", "3", "--checkpoint-every", "1")) == 0
+    shutil.copytree(finished_run, part)
+    (part / "checkpoints" / "checkpoint.pt").write_bytes(b"truncated")
+    with pytest.warns(RuntimeWarning, match="checkpoint.pt: cannot read checkpoint.*using the previous checkpoint"):
+        assert main(fit_args(nwb_files, part, "--epochs", "3", "--checkpoint-every", "1", "--resume")) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(full / "history.csv"))
+    a = load_run(full, device="cpu")[0].module_.state_dict()
+    b = load_run(part, device="cpu")[0].module_.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+# --------------------------------------------------------------------------- 2. simulate --overwrite
+def test_case02_simulate_overwrite_keeps_the_users_files(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert main(["simulate", str(out), "--small"]) == 0
+    user = add_user_files(out)
+    old = (out / "rat1.nwb").read_bytes()
+    assert main(["simulate", str(out), "--small", "--seed", "3", "--overwrite"]) == 0
+    assert_kept(out, user)
+    assert (out / "rat1.nwb").read_bytes() != old and (out / "simulation.json").is_file()
+    assert json.loads((out / "simulation.json").read_text())["seed"] == 3
+
+
+# --------------------------------------------------------------------------- 3. demo --overwrite
+def test_case03_demo_overwrite_keeps_the_users_runs_quick(tmp_path, monkeypatch, capsys):
+    """The demo's folder handling with its fitting replaced by a stand-in that writes a run folder."""
+    import types
+
+    import neurovamp.demo as demo
+    from neurovamp._outputs import record_outputs
+
+    def stand_in(out_dir, settings, info, start, **kwargs):
+        for name in settings.models:
+            run_dir = out_dir / "runs" / name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "run.json").write_text("{}")
+            record_outputs(run_dir, ["run.json"])  # what fit_run records
+        (out_dir / "report.md").write_text("report")
+        return types.SimpleNamespace(fitted=list(settings.models), reused=[], seconds=0.0,
+                                     report=out_dir / "report.md")
+
+    monkeypatch.setattr(demo, "_run", stand_in)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", out, "--quick", "--models", "mmvm", "--device", "cpu", "--no-progress"]
+    assert cli(args, capsys)[0] == 0
+    (out / "runs" / "my_experiment").mkdir()
+    (out / "runs" / "my_experiment" / "model.txt").write_text("weeks of work")
+    user = add_user_files(out)
+    user.update({k: v for k, v in tree_digest(out).items() if k.startswith("runs/my_experiment")})
+    assert cli([*args, "--overwrite"], capsys)[0] == 0
+    assert_kept(out, user)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NEUROVAMP_SLOW") != "1", reason="set NEUROVAMP_SLOW=1 to run")
+def test_case03_demo_overwrite_keeps_the_users_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROVAMP_DATA", str(tmp_path / "cache"))
+    out = tmp_path / "demo"
+    args = ["demo", "--out", out, "--quick", "--models", "mmvm", "--epochs", "1", "--device", "cpu", "--no-progress"]
+    assert cli(args, capsys)[0] == 0
+    (out / "runs" / "my_experiment").mkdir()
+    (out / "runs" / "my_experiment" / "model.txt").write_text("weeks of work")
+    user = add_user_files(out)
+    user.update({k: v for k, v in tree_digest(out).items() if k.startswith("runs/my_experiment")})
+    assert cli([*args, "--overwrite"], capsys)[0] == 0
+    assert_kept(out, user)
+    assert read_run_info(out / "runs" / "mmvm")["status"] == "complete"
+
+
+# --------------------------------------------------------------------------- 4. fit/evaluate --overwrite
+def test_case04_fit_overwrite_removes_its_outputs_only_and_the_stale_evaluation(run, nwb_files, capsys,
+                                                                                 cheap_evaluation):
+    assert cli(["evaluate", run, "--device", "cpu"], capsys)[0] == 0
+    assert (run / "metrics.json").is_file() and (run / "figures" / "latents.png").is_file()
+    user = add_user_files(run)
+    (run / "figures" / "my_figure.png").write_bytes(b"my own figure")
+    user["figures/my_figure.png"] = tree_digest(run)["figures/my_figure.png"]
+    assert cli(fit_args(nwb_files, run, "--epochs", "1", "--overwrite"), capsys)[0] == 0
+    assert_kept(run, user)
+    # the old model's metrics and figures described a model that no longer exists
+    assert not (run / "metrics.json").exists() and not (run / "figures" / "latents.png").exists()
+    assert read_run_info(run)["fit"]["epochs_run"] == 1
+
+
+def test_case04_evaluate_overwrite_keeps_the_users_figures(run, capsys, cheap_evaluation):
+    assert cli(["evaluate", run, "--device", "cpu"], capsys)[0] == 0
+    (run / "figures" / "my_figure.png").write_bytes(b"my own figure")
+    user = add_user_files(run)
+    assert cli(["evaluate", run, "--device", "cpu", "--overwrite", "--seed", "2"], capsys)[0] == 0
+    assert (run / "figures" / "my_figure.png").read_bytes() == b"my own figure"
+    assert_kept(run, user)
+    assert (run / "figures" / "latents.png").read_bytes() == b"latents seed 2"
+    assert json.loads((run / "metrics.json").read_text())["seed"] == 2
+
+
+@pytest.mark.parametrize("name", ["run.json", "history.csv", "loss.png"])
+def test_case04_fit_overwrite_refuses_to_replace_a_file_it_did_not_write(nwb_files, tmp_path, capsys, name):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text("the user's own file")
+    before = tree_digest(out)
+    assert_refused(cli(fit_args(nwb_files, out, "--epochs", "1", "--overwrite"), capsys), name, "did not write")
+    assert tree_digest(out) == before
+
+
+def test_overwrite_keeps_extra_files_in_every_command(run, nwb_files, tmp_path, capsys, cheap_evaluation):
+    """Acceptance: fit, evaluate, impute (and simulate, demo above) with --overwrite keep a user's files."""
+    user = add_user_files(run)
+    assert cli(fit_args(nwb_files, run, "--epochs", "1", "--overwrite"), capsys)[0] == 0
+    assert_kept(run, user)
+    assert cli(["evaluate", run, "--device", "cpu"], capsys)[0] == 0
+    assert cli(["evaluate", run, "--device", "cpu", "--overwrite"], capsys)[0] == 0
+    assert_kept(run, user)
+    out = tmp_path / "imputed"
+    out.mkdir()
+    mine = add_user_files(out)
+    args = ["impute", run, "--target", "rat3", "--condition", "odor=A", "--out", out / "rat3_A.nc", "--device", "cpu"]
+    assert cli(args, capsys)[0] == 0
+    assert cli([*args, "--overwrite"], capsys)[0] == 0
+    assert_kept(out, mine)
