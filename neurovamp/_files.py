@@ -40,7 +40,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False, kind: str |
     """
     path = Path(path)
     if kind == "file" and path.is_dir():
-        raise OutputExistsError(f"{path}: is a folder; expected the path of a file to write (e.g. {path / 'out'}.nc)")
+        raise OutputExistsError(f"{path}: is a folder; expected the path of a file to write inside it or elsewhere")
     if kind == "folder" and path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path}: is a file; expected a folder to write into")
     if path.exists() and not overwrite:

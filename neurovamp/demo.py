@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from neurovamp._files import atomic_output
-from neurovamp._outputs import record_outputs, remove_outputs
+from neurovamp._outputs import check_can_write, record_outputs, remove_outputs
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
@@ -290,6 +290,7 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
         "model_defaults": _model_defaults(),
         "status": "running",
     }
+    check_can_write(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record_outputs(out_dir, _demo_outputs(), folders=[f"{RUNS_DIR}/{m}" for m in settings.models],
                    legacy=_demo_outputs())

@@ -412,6 +412,7 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
     if resume:
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
+        check_can_write(run_dir)
         return run_dir
     from neurovamp.models.training import CHECKPOINT_NAME
 

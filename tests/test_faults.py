@@ -271,3 +271,158 @@ def test_overwrite_keeps_extra_files_in_every_command(run, nwb_files, tmp_path, 
     assert cli(args, capsys)[0] == 0
     assert cli([*args, "--overwrite"], capsys)[0] == 0
     assert_kept(out, mine)
+
+
+# --------------------------------------------------------------------------- 9. unreadable chunks
+def corrupt_a_chunk(path: Path) -> None:
+    """Store ``units/spike_times`` gzip-compressed, then damage one compressed chunk."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        old = f["units/spike_times"]
+        data, attrs = old[()], dict(old.attrs)
+        del f["units/spike_times"]
+        new = f.create_dataset("units/spike_times", data=data, chunks=(256,), compression="gzip")
+        for key, value in attrs.items():
+            new.attrs[key] = value
+        f["units/spike_times_index"].attrs["target"] = new.ref
+        info = new.id.get_chunk_info(1)
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + 8)
+        fh.write(b"\xff" * min(64, info.size - 8))
+
+
+@pytest.mark.parametrize("command", ["info", "fit"])
+def test_case09_a_damaged_compressed_chunk_is_one_line(nwb_files, tmp_path, capsys, command):
+    bad = tmp_path / "rat1.nwb"
+    shutil.copy(nwb_files[0], bad)
+    corrupt_a_chunk(bad)
+    files = [bad, *nwb_files[1:]]
+    argv = (["info", *files, "--event", "odor_onset"] if command == "info"
+            else fit_args(files, tmp_path / "run", "--epochs", "1"))
+    assert_refused(cli(argv, capsys), str(bad), "cannot be read")
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- 10. read-only destinations
+@pytest.fixture(params=["injected", "chmod"])
+def read_only(request, tmp_path, monkeypatch):
+    """A folder nothing can be written into (by permissions when not root, else by injected EACCES)."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+
+    def make(folder: Path = folder) -> Path:
+        if request.param == "chmod":
+            if os.geteuid() == 0:
+                pytest.skip("root ignores file permissions")
+            folder.chmod(0o555)
+            request.addfinalizer(lambda: folder.chmod(0o755))
+            return folder
+        root = folder.resolve()
+
+        def inside(path) -> bool:
+            p = Path(os.fsdecode(path)).resolve()
+            return p == root or root in p.parents
+
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def guarded_open(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        def guarded_mkdir(path, *args, **kwargs):
+            if inside(path):
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", guarded_open)
+        monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+        return folder
+
+    return make
+
+
+def test_case10_fit_into_a_read_only_folder(nwb_files, read_only, capsys, monkeypatch):
+    import neurovamp.data.dataset as dataset
+
+    folder = read_only()
+    loaded = []
+    monkeypatch.setattr(dataset, "load_recordings", lambda *a, **k: loaded.append(1) or pytest.fail("loaded data"))
+    assert_refused(cli(fit_args(nwb_files, folder / "run", "--epochs", "1"), capsys), "cannot write")
+    assert tree_digest(folder) == {}
+
+
+def test_case10_resume_in_a_read_only_run(run, nwb_files, read_only, capsys):
+    before = tree_digest(run)
+    read_only(run)
+    assert_refused(cli(fit_args(nwb_files, run, "--epochs", "3", "--resume"), capsys), "cannot write")
+    assert tree_digest(run) == before
+
+
+def test_case10_evaluate_checks_before_computing(run, read_only, capsys, monkeypatch, cheap_evaluation):
+    import neurovamp.analysis.evaluate as evaluate
+
+    called = []
+    monkeypatch.setattr(evaluate, "evaluate_model", lambda *a, **k: called.append(1) or pytest.fail("computed"))
+    before = tree_digest(run)
+    read_only(run)
+    assert_refused(cli(["evaluate", run, "--device", "cpu"], capsys), "cannot write")
+    assert not called and tree_digest(run) == before
+
+
+def test_case10_impute_simulate_demo_into_read_only_folders(run, read_only, capsys, tmp_path, monkeypatch):
+    folder = read_only()
+    args = ["impute", run, "--target", "rat3", "--condition", "odor=A", "--out", folder / "x.nc", "--device", "cpu"]
+    assert_refused(cli(args, capsys), "cannot write")
+    assert_refused(cli(["simulate", folder / "sim", "--small"], capsys), "cannot write")
+    monkeypatch.setenv("NEUROVAMP_DATA", str(tmp_path / "cache"))
+    assert_refused(cli(["demo", "--out", folder / "demo", "--quick", "--no-progress"], capsys), "cannot write")
+    assert tree_digest(folder) == {}
+
+
+# --------------------------------------------------------------------------- 12. a folder where a file goes
+def test_case12_impute_out_an_existing_folder(run, tmp_path, capsys):
+    out = tmp_path / "existing"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    before = tree_digest(out)
+    args = ["impute", run, "--target", "rat3", "--condition", "odor=A", "--out", out, "--overwrite", "--device", "cpu"]
+    assert_refused(cli(args, capsys), str(out), "is a folder")
+    assert tree_digest(out) == before
+
+
+# --------------------------------------------------------------------------- 13. messages
+def test_case13_hostile_weights_give_no_torch_advice(run, capsys):
+    import pickle
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    (run / "model" / "weights.pt").write_bytes(pickle.dumps({"w": Hostile()}))
+    line = assert_refused(cli(["evaluate", run, "--device", "cpu"], capsys), "weights.pt", "refuses to unpickle")
+    assert "weights_only" not in line and "likely succeed" not in line
+
+
+def test_case13_empty_checkpoint_names_what_is_wrong(tmp_path):
+    from neurovamp.errors import DataError
+    from neurovamp.models.training import load_checkpoint
+
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        load_checkpoint(tmp_path)
+    assert "the file is empty" in str(info.value) and "()" not in str(info.value)
+
+
+def test_case13_a_folder_named_like_an_nwb_file(tmp_path, capsys):
+    (tmp_path / "x.nwb").mkdir()
+    assert_refused(cli(["info", tmp_path / "x.nwb"], capsys), "x.nwb", "is a folder")
+
+
+@pytest.mark.parametrize("option", [["--model", "unknown"], ["--epochs", "many"]])
+def test_case13_a_bad_option_value_is_one_line_without_usage(nwb_files, tmp_path, capsys, option):
+    line = assert_refused(cli(fit_args(nwb_files, tmp_path / "run", *option), capsys), option[0])
+    assert not line.startswith("usage")
+    rc, err = cli(["fit", "--out", tmp_path / "run"], capsys)  # a real usage error keeps its usage block
+    assert rc == 2 and err.startswith("usage")

@@ -290,17 +290,23 @@ def load_recordings(
         raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
     modalities: list[xr.DataArray] = []
     for path in paths:
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; expected an NWB file or a saved dataset (.nc)")
         if path.suffix.lower() in DATASET_SUFFIXES:
             tree = load_dataset(path)
             for animal in animals(tree):
                 modalities.append(_select_labels(get_modality(tree, animal), labels, path))
         else:
-            modalities.append(
-                read_nwb(
-                    path, event=event, window=window, bin_size=bin_size, labels=labels,
-                    allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+            try:
+                modalities.append(
+                    read_nwb(
+                        path, event=event, window=window, bin_size=bin_size, labels=labels,
+                        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                    )
                 )
-            )
+            except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
     return make_dataset(modalities)
 
 
