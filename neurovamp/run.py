@@ -239,7 +239,38 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("data", "pairing"):
         if not isinstance(info.get(key), dict):
             raise DataError(f"{path}: incomplete run description, {key!r} is missing")
+    _check_run_values(path, info)
     return info
+
+
+def _check_run_values(path: Path, info: Mapping[str, Any]) -> None:
+    """The types of the run.json settings later commands use (one line naming the field)."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def text_list(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    checks = {
+        ("data", "paths"): (lambda v: text_list(v) and v, "a list of file paths"),
+        ("data", "event"): (lambda v: isinstance(v, str), "a trials column name"),
+        ("data", "window"): (lambda v: isinstance(v, list) and len(v) == 2 and all(map(number, v)), "two numbers"),
+        ("data", "bin_size"): (lambda v: number(v) and v > 0, "a positive number of seconds"),
+        ("data", "labels"): (lambda v: v is None or text_list(v), "null or a list of trials column names"),
+        ("pairing", "by"): (lambda v: isinstance(v, str), "a trial label name"),
+        ("pairing", "strategy"): (lambda v: isinstance(v, str), "a pairing strategy name"),
+        ("pairing", "split"): (lambda v: isinstance(v, list) and len(v) == 3 and all(map(number, v)), "three numbers"),
+        ("pairing", "seed"): (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        ("pairing", "window"): (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+                                "null or a number of bins"),
+    }
+    for (section, key), (ok, expected) in checks.items():
+        if key not in info[section]:
+            if key in ("labels", "window"):
+                continue
+            raise DataError(f"{path}: incomplete run description, {section}.{key} is missing")
+        if not ok(info[section][key]):
+            raise DataError(f"{path}: {section}.{key} must be {expected}, got {info[section][key]!r}")
 
 
 def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
@@ -915,6 +946,7 @@ def fit_run(
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
+    check_model_memory(config, paired.input_dims)
     before = None
     if resume:
         previous = _check_resumable(run_dir, info)
@@ -942,6 +974,19 @@ def fit_run(
                                      type(exc).__name__})
         raise
     return model
+
+
+def check_model_memory(config: ModelConfig, input_dims: Sequence[int]) -> None:
+    """Refuse, before allocating, a model whose training cannot fit in memory (numbers in the message)."""
+    from neurovamp._budget import check_memory, model_bytes
+
+    widths = [config.hidden_widths(int(d)) for d in input_dims]
+    check_memory(
+        model_bytes(input_dims, widths, config.latent_dim),
+        f"training a {config.model} model (hidden {list(config.hidden)}, latent_dim {config.latent_dim}, "
+        f"inputs {list(map(int, input_dims))})",
+        "use smaller --hidden widths or --latent-dim",
+    )
 
 
 def _check_checkpoint(run_dir: Path) -> None:

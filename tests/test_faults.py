@@ -426,3 +426,108 @@ def test_case13_a_bad_option_value_is_one_line_without_usage(nwb_files, tmp_path
     assert not line.startswith("usage")
     rc, err = cli(["fit", "--out", tmp_path / "run"], capsys)  # a real usage error keeps its usage block
     assert rc == 2 and err.startswith("usage")
+
+
+# --------------------------------------------------------------------------- 5-8. inputs that cannot pair
+def dataset_file(tmp_path: Path, labels: dict[str, dict[str, list]], *, silent: str | None = None,
+                 n_units: int = 5, n_bins: int = 8) -> Path:
+    """A saved dataset (.nc) of animals with the given trial labels (Poisson counts)."""
+    from neurovamp.data.dataset import make_dataset, save_dataset
+    from neurovamp.data.modality import make_modality
+
+    rng = np.random.default_rng(0)
+    mods = []
+    for animal, columns in labels.items():
+        n_trials = len(next(iter(columns.values())))
+        counts = rng.poisson(2.0, size=(n_trials, n_units, n_bins))
+        if animal == silent:
+            counts[:] = 0
+        mods.append(make_modality(counts, animal=animal, bin_size=0.05, window_start=0.0,
+                                  trial_labels={k: np.asarray(v) for k, v in columns.items()}))
+    path = tmp_path / "data.nc"
+    save_dataset(make_dataset(mods), path)
+    return path
+
+
+def odors(n: int) -> list[str]:
+    return [["A", "B", "C", "D"][i % 4] for i in range(n)]
+
+
+def dataset_fit(path: Path, out: Path, *extra: str) -> list[str]:
+    return [str(a) for a in ["fit", path, "--out", out, "--latent-dim", "2", "--hidden", "8", "--epochs", "1",
+                             "--batch-size", "32", "--device", "cpu", "--no-progress", *extra]]
+
+
+def test_case05_label_type_differs_across_animals(tmp_path, capsys):
+    data = dataset_file(tmp_path, {"rat1": {"odor": odors(24)}, "rat2": {"odor": odors(24)},
+                                   "rat3": {"odor": [i % 4 + 1 for i in range(24)]}})
+    assert_refused(cli(dataset_fit(data, tmp_path / "run"), capsys), "'odor'", "rat3", "different types")
+    assert not (tmp_path / "run").exists()
+
+
+def test_case05_nan_pairing_labels_are_refused(tmp_path, capsys):
+    codes = [float(i % 4) for i in range(24)]
+    with_nan = codes[:-3] + [np.nan] * 3
+    data = dataset_file(tmp_path, {"rat1": {"code": codes}, "rat2": {"code": with_nan}})
+    assert_refused(cli(dataset_fit(data, tmp_path / "run", "--pair-by", "code"), capsys), "rat2", "3 of 24", "NaN")
+    assert not (tmp_path / "run").exists()
+
+
+def test_case06_an_animal_without_a_single_spike(tmp_path, capsys):
+    data = dataset_file(tmp_path, {"rat1": {"odor": odors(24)}, "rat2": {"odor": odors(24)}}, silent="rat2")
+    assert_refused(cli(dataset_fit(data, tmp_path / "run"), capsys), "rat2", "no spike")
+    assert not (tmp_path / "run").exists()
+
+
+def test_case07_pairing_on_a_continuous_column_points_to_binning(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    data = dataset_file(tmp_path, {a: {"position": rng.uniform(0, 100, 60).tolist()} for a in ("rat1", "rat2", "rat3")})
+    assert_refused(cli(dataset_fit(data, tmp_path / "run", "--pair-by", "position"), capsys),
+                   "'position' looks continuous", "--pair-bins")
+    assert not (tmp_path / "run").exists()
+
+
+def test_case08_an_animal_with_one_trial(tmp_path, capsys):
+    data = dataset_file(tmp_path, {"rat1": {"odor": odors(24)}, "rat2": {"odor": ["A"]}})
+    assert_refused(cli(dataset_fit(data, tmp_path / "run"), capsys), "rat2", "1 trial")
+    assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- 11. sizes that cannot fit
+def test_case11_binning_beyond_the_memory_limit_is_refused_with_the_numbers(nwb_files, capsys, monkeypatch):
+    monkeypatch.setenv("NEUROVAMP_MEMORY_LIMIT", "100MB")
+    line = assert_refused(cli(["info", *nwb_files, "--event", "odor_onset", "--window", "0", "0.4", "--bin", "1e-5"],
+                              capsys), "binning 3 files at 1e-05 s bins", "GiB", "--bin", "NEUROVAMP_MEMORY_LIMIT")
+    assert "memory limit of 95.4 MiB" in line
+
+
+@pytest.mark.parametrize("option", [["--hidden", "100000000"], ["--latent-dim", "1000000000"]])
+def test_case11_a_model_too_large_is_refused_before_any_write(nwb_files, tmp_path, capsys, option):
+    out = tmp_path / "run"
+    assert_refused(cli(fit_args(nwb_files, out, "--epochs", "1", *option), capsys), "memory limit", option[0])
+    assert not out.exists()
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("damage", ["huge hidden", "bins without bin_size", "labels=5", "paths=7"])
+def test_case11_malformed_run_or_model_description_is_one_line(run, capsys, damage):
+    if damage == "huge hidden":
+        _edit_json(run / "model" / "config.json", lambda d: d["model_config"].update(hidden=[100000000]))
+        needles = ["config.json", "memory limit"]
+    elif damage == "bins without bin_size":
+        _edit_json(run / "model" / "config.json", lambda d: d["bins"].pop("bin_size"))
+        needles = ["config.json", "bin_size"]
+    elif damage == "labels=5":
+        _edit_json(run / "run.json", lambda d: d["data"].update(labels=5))
+        needles = ["run.json", "data.labels", "5"]
+    else:
+        _edit_json(run / "run.json", lambda d: d["data"].update(paths=7))
+        needles = ["run.json", "data.paths"]
+    before = tree_digest(run)
+    assert_refused(cli(["evaluate", run, "--device", "cpu", "--no-figures"], capsys), *needles)
+    assert tree_digest(run) == before
