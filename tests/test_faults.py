@@ -531,3 +531,17 @@ def test_case11_malformed_run_or_model_description_is_one_line(run, capsys, dama
     before = tree_digest(run)
     assert_refused(cli(["evaluate", run, "--device", "cpu", "--no-figures"], capsys), *needles)
     assert tree_digest(run) == before
+
+
+def test_case05_nan_in_a_decoded_label_is_refused_not_scored_none(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    position = rng.integers(1, 5, 24).astype(float)
+    holed = position.copy()
+    holed[[3, 7]] = np.nan
+    data = dataset_file(tmp_path, {"rat1": {"odor": odors(24), "position": position.tolist()},
+                                   "rat2": {"odor": odors(24), "position": holed.tolist()}})
+    run = tmp_path / "run"
+    assert cli(dataset_fit(data, run), capsys)[0] == 0
+    assert_refused(cli(["evaluate", run, "--label", "position", "--device", "cpu", "--no-figures"], capsys),
+                   "rat2", "'position'", "2 of 24")
+    assert not (run / "metrics.json").exists()

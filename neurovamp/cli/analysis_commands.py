@@ -137,6 +137,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg", force=False)
     from neurovamp.analysis.evaluate import evaluate_model
+    from neurovamp.data.validation import check_decoding_labels
     from neurovamp.errors import ConfigError
     from neurovamp.run import check_evaluation_outputs, load_run, write_evaluation
 
@@ -150,6 +151,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     check_evaluation_outputs(run_dir, figures=not args.no_figures, overwrite=args.overwrite)  # before any work
     model, paired, _ = load_run(run_dir, device=args.device)
     labels = args.labels or [paired.pair_by]
+    check_decoding_labels(paired.modalities, labels)
     metrics = evaluate_model(model, paired, labels=labels, seed=args.seed, folds=args.folds)
     write_evaluation(run_dir, metrics, model=None if args.no_figures else model, paired=paired, label=labels[0],
                      seed=args.seed, overwrite=args.overwrite)

@@ -24,7 +24,7 @@ import xarray as xr
 
 from neurovamp.errors import DataError
 
-__all__ = ["check_pairing", "label_kind"]
+__all__ = ["check_pairing", "check_decoding_labels", "label_kind", "missing_values"]
 
 #: More distinct values than this (and more than half the trials) make a label look continuous.
 _CONTINUOUS_VALUES = 20
@@ -59,7 +59,8 @@ def label_kind(values: np.ndarray) -> str:
     return kinds.pop() if len(kinds) == 1 else "mixed" if kinds else "number"
 
 
-def _missing(values: np.ndarray) -> np.ndarray:
+def missing_values(values: np.ndarray) -> np.ndarray:
+    """Where a label has no value (NaN or None), as a boolean array of its shape."""
     values = np.asarray(values)
     if values.dtype.kind == "f":
         return np.isnan(values)
@@ -123,7 +124,7 @@ def check_pairing(
             "never match, so those animals would never be paired; store the label with the same type in every file"
         )
     for animal, da in mods.items():
-        missing = int(_missing(da[by].values).sum())
+        missing = int(missing_values(da[by].values).sum())
         if missing:
             raise DataError(
                 f"animal {animal!r}: {missing} of {da.sizes['trial']} trials have no {by!r} value (NaN or empty), "
@@ -159,3 +160,30 @@ def check_pairing(
                 f"no sample pairs two or more animals: no {by!r} value is shared by the animals' kept trials, "
                 f"so nothing is learnt across animals{hint}"
             )
+
+
+def check_decoding_labels(modalities: Mapping[str, xr.DataArray], labels: Sequence[str]) -> None:
+    """Refuse decoding a label that some kept trials lack (NaN or None would silently give no score).
+
+    Parameters
+    ----------
+    modalities
+        Each animal's kept trials (``PairedData.modalities``).
+    labels
+        Labels to decode.
+
+    Raises
+    ------
+    DataError
+        Naming the animal, the label and how many trials lack it.
+    """
+    for label in labels:
+        for animal, da in modalities.items():
+            if label not in da.coords:
+                continue
+            missing = int(missing_values(da[label].values).sum())
+            if missing:
+                raise DataError(
+                    f"animal {animal!r}: {missing} of {da.sizes['trial']} trials have no {label!r} value (NaN or "
+                    f"empty); decoding {label!r} needs a value for every trial: choose another --label"
+                )
