@@ -265,11 +265,7 @@ def _check_run_values(path: Path, info: Mapping[str, Any]) -> None:
                                 "null or a number of bins"),
     }
     for (section, key), (ok, expected) in checks.items():
-        if key not in info[section]:
-            if key in ("labels", "window"):
-                continue
-            raise DataError(f"{path}: incomplete run description, {section}.{key} is missing")
-        if not ok(info[section][key]):
+        if key in info[section] and not ok(info[section][key]):  # a missing one is named where it is needed
             raise DataError(f"{path}: {section}.{key} must be {expected}, got {info[section][key]!r}")
 
 
@@ -471,7 +467,9 @@ def _fit_outputs() -> list[str]:
 
 def _legacy_outputs(run_dir: Path) -> list[str]:
     """The outputs of a run folder written before manifests (only when run.json says it is a run)."""
-    if _status(run_dir) is None:
+    from neurovamp._outputs import MANIFEST_NAME
+
+    if (run_dir / MANIFEST_NAME).is_file() or _status(run_dir) is None:
         return []
     figures = run_dir / FIGURES_DIR
     from neurovamp.analysis.figures import FIGURE_NAMES

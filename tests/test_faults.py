@@ -193,8 +193,12 @@ def test_case03_demo_overwrite_keeps_the_users_runs_quick(tmp_path, monkeypatch,
                                      report=out_dir / "report.md")
 
     monkeypatch.setattr(demo, "_run", stand_in)
-    out = tmp_path / "demo"
-    args = ["demo", "--out", out, "--quick", "--models", "mmvm", "--device", "cpu", "--no-progress"]
+    demo_twice_keeps_the_users_runs(tmp_path / "demo", capsys)
+
+
+def demo_twice_keeps_the_users_runs(out: Path, capsys, *extra: str) -> None:
+    """A demo, a user's own run folder and files in it, then ``demo --overwrite``: the user's stay."""
+    args = ["demo", "--out", out, "--quick", "--models", "mmvm", "--device", "cpu", "--no-progress", *extra]
     assert cli(args, capsys)[0] == 0
     (out / "runs" / "my_experiment").mkdir()
     (out / "runs" / "my_experiment" / "model.txt").write_text("weeks of work")
@@ -209,14 +213,7 @@ def test_case03_demo_overwrite_keeps_the_users_runs_quick(tmp_path, monkeypatch,
 def test_case03_demo_overwrite_keeps_the_users_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("NEUROVAMP_DATA", str(tmp_path / "cache"))
     out = tmp_path / "demo"
-    args = ["demo", "--out", out, "--quick", "--models", "mmvm", "--epochs", "1", "--device", "cpu", "--no-progress"]
-    assert cli(args, capsys)[0] == 0
-    (out / "runs" / "my_experiment").mkdir()
-    (out / "runs" / "my_experiment" / "model.txt").write_text("weeks of work")
-    user = add_user_files(out)
-    user.update({k: v for k, v in tree_digest(out).items() if k.startswith("runs/my_experiment")})
-    assert cli([*args, "--overwrite"], capsys)[0] == 0
-    assert_kept(out, user)
+    demo_twice_keeps_the_users_runs(out, capsys, "--epochs", "1")
     assert read_run_info(out / "runs" / "mmvm")["status"] == "complete"
 
 

@@ -183,8 +183,9 @@ def test_an_existing_run_is_only_replaced_with_overwrite(fitted, nwb_files, tmp_
         with pytest.raises(KeyboardInterrupt):
             fit_run(nwb_files, run, config=CONFIG.replace(model="poe"), epochs=1, overwrite=True, **SETTINGS)
     assert read_run_info(run)["status"] == "interrupted" and read_run_info(run)["model"]["model"] == "poe"
-    assert sorted(p.name for p in run.iterdir() if p.name != MANIFEST_NAME) == ["checkpoints", "notes.txt", "run.json"]
-    assert not any((run / "checkpoints").iterdir())
+    names = sorted(p.name for p in run.iterdir() if p.name != MANIFEST_NAME)
+    assert names in (["checkpoints", "notes.txt", "run.json"], ["notes.txt", "run.json"])  # emptied folders may go
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())
 
     fit_run(nwb_files, run, config=CONFIG.replace(model="poe"), epochs=1, overwrite=True, **SETTINGS)
     info = read_run_info(run)
