@@ -14,7 +14,7 @@ from neurovamp.errors import OutputExistsError
 __all__ = ["atomic_output", "check_writable"]
 
 
-def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
+def check_writable(path: str | os.PathLike, overwrite: bool = False, kind: str | None = None) -> Path:
     """Refuse to clobber an existing output unless asked.
 
     Parameters
@@ -23,6 +23,9 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
         Output file or folder.
     overwrite
         Whether an existing ``path`` may be replaced.
+    kind
+        ``"file"`` or ``"folder"``: what ``path`` will be; an existing ``path`` of the other
+        kind is refused even with ``overwrite`` (``None``: not checked).
 
     Returns
     -------
@@ -32,9 +35,14 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     Raises
     ------
     OutputExistsError
-        If ``path`` exists and ``overwrite`` is false.
+        If ``path`` exists and ``overwrite`` is false, or is a folder where a file is
+        expected (or the reverse).
     """
     path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise OutputExistsError(f"{path}: is a folder; expected the path of a file to write inside it or elsewhere")
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path}: is a file; expected a folder to write into")
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"{path}: output already exists; pass overwrite=True (CLI: --overwrite) to replace it"
@@ -71,7 +79,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False, directory: b
     Path
         The temporary path to write to.
     """
-    path = check_writable(path, overwrite)
+    path = check_writable(path, overwrite, kind="folder" if directory else "file")
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))

@@ -39,7 +39,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from neurovamp._files import atomic_output
+from neurovamp._outputs import check_can_write, record_outputs, remove_outputs
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
@@ -280,12 +280,8 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
                 + ("" if same else f" of models {old_models}")
                 + "; pass --overwrite to run it again or choose another --out"
             )
-    if overwrite and previous is not None:
-        for name in (RUNS_DIR, FIGURES_DIR):
-            if (out_dir / name).is_dir():
-                shutil.rmtree(out_dir / name)
-        for name in (METRICS_FILE, COMPARISON_FILE, REPORT_FILE):
-            (out_dir / name).unlink(missing_ok=True)
+    if overwrite and previous is not None:  # only what the demo wrote; a user's runs/<own>/ stays
+        remove_outputs(out_dir, legacy=_demo_outputs())
     info = {
         "format": DEMO_FORMAT,
         "version": DEMO_VERSION,
@@ -294,9 +290,18 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
         "model_defaults": _model_defaults(),
         "status": "running",
     }
+    check_can_write(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    record_outputs(out_dir, _demo_outputs(), folders=[f"{RUNS_DIR}/{m}" for m in settings.models],
+                   legacy=_demo_outputs())
     _write_json(marker, info)
     return info
+
+
+def _demo_outputs() -> list[str]:
+    """The files a demo writes at the top of its folder (its runs/<model>/ record their own)."""
+    return [DEMO_FILE, METRICS_FILE, COMPARISON_FILE, REPORT_FILE, f"{FIGURES_DIR}/comparison.png",
+            f"{FIGURES_DIR}/alignment_matrices.png", f"{FIGURES_DIR}/imputation_{MISSING_RAT}_odor_{MISSING_ODOR}.png"]
 
 
 def _model_defaults() -> dict[str, Any]:
@@ -561,10 +566,9 @@ def _imputation_figure(truth_by_model: Mapping[str, Mapping[str, Any]], path: Pa
 def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fit_seconds: float | None,
                     ground_truth: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate one fitted run: metrics.json and figures/ in the run folder."""
-    from neurovamp.analysis.evaluate import evaluate_model, write_metrics
-    from neurovamp.analysis.figures import write_figures
+    from neurovamp.analysis.evaluate import evaluate_model
     from neurovamp.models.estimator import MultiAnimalModel
-    from neurovamp.run import MODEL_DIR, read_run_info
+    from neurovamp.run import MODEL_DIR, read_run_info, write_evaluation
 
     model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
     model.check_compatible(paired)
@@ -574,9 +578,8 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     metrics["fit"] = fit
     truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}
-    write_figures(model, paired, metrics, run_dir / FIGURES_DIR, label=s.decode_labels[0], overwrite=True,
-                  seed=s.seed)
-    write_metrics(metrics, run_dir / METRICS_FILE, overwrite=True)
+    write_evaluation(run_dir, metrics, model=model, paired=paired, label=s.decode_labels[0], seed=s.seed,
+                     overwrite=True)
     return metrics, truth
 
 

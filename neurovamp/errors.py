@@ -12,6 +12,7 @@ __all__ = [
     "NeurovampError",
     "DataError",
     "OutputExistsError",
+    "OutputError",
     "ConfigError",
     "TrainingError",
 ]
@@ -27,6 +28,10 @@ class DataError(NeurovampError, ValueError):
 
 class OutputExistsError(NeurovampError, FileExistsError):
     """An output path exists and overwriting was not requested."""
+
+
+class OutputError(NeurovampError, OSError):
+    """An output cannot be written there (read-only or full destination, a folder where a file is expected)."""
 
 
 class ConfigError(NeurovampError, ValueError):

@@ -8,7 +8,11 @@ A run folder ``RUN/`` holds::
     model/           the fitted model (MultiAnimalModel.save)
     history.csv      per-epoch losses
     loss.png         loss curves
-    checkpoints/     training checkpoints (for --resume)
+    checkpoints/     training checkpoints (for --resume): the latest and the one before it
+    metrics.json, figures/   written by ``neurovamp evaluate`` (:func:`write_evaluation`)
+    .neurovamp-outputs.json  the files neurovamp wrote here (:mod:`neurovamp._outputs`):
+                     overwrite removes those and nothing else; overwriting the model also
+                     removes metrics.json and figures/, which described the old model
 
 :func:`fit_run` writes such a folder (``neurovamp fit`` is a thin wrapper around it);
 :func:`load_run` returns the model, the rebuilt :class:`~neurovamp.data.pairing.PairedData`
@@ -36,11 +40,12 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output, check_writable
+from neurovamp._outputs import check_can_write, check_no_foreign, record_outputs, remove_outputs
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, load_recordings
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import PairedData, pair_trials
-from neurovamp.errors import ConfigError, DataError, OutputExistsError, TrainingError
+from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError, TrainingError
 
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
@@ -52,6 +57,9 @@ __all__ = [
     "HISTORY_FILE",
     "LOSS_PLOT",
     "CHECKPOINT_DIR",
+    "METRICS_FILE",
+    "FIGURES_DIR",
+    "write_evaluation",
     "fit_run",
     "check_run_folder",
     "labels_to_load",
@@ -68,6 +76,8 @@ MODEL_DIR = "model"
 HISTORY_FILE = "history.csv"
 LOSS_PLOT = "loss.png"
 CHECKPOINT_DIR = "checkpoints"
+METRICS_FILE = "metrics.json"
+FIGURES_DIR = "figures"
 RUN_FORMAT = "neurovamp-run"
 RUN_VERSION = 1
 
@@ -229,7 +239,34 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     for key in ("data", "pairing"):
         if not isinstance(info.get(key), dict):
             raise DataError(f"{path}: incomplete run description, {key!r} is missing")
+    _check_run_values(path, info)
     return info
+
+
+def _check_run_values(path: Path, info: Mapping[str, Any]) -> None:
+    """The types of the run.json settings later commands use (one line naming the field)."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    def text_list(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    checks = {
+        ("data", "paths"): (lambda v: text_list(v) and v, "a list of file paths"),
+        ("data", "event"): (lambda v: isinstance(v, str), "a trials column name"),
+        ("data", "window"): (lambda v: isinstance(v, list) and len(v) == 2 and all(map(number, v)), "two numbers"),
+        ("data", "bin_size"): (lambda v: number(v) and v > 0, "a positive number of seconds"),
+        ("data", "labels"): (lambda v: v is None or text_list(v), "null or a list of trials column names"),
+        ("pairing", "by"): (lambda v: isinstance(v, str), "a trial label name"),
+        ("pairing", "strategy"): (lambda v: isinstance(v, str), "a pairing strategy name"),
+        ("pairing", "split"): (lambda v: isinstance(v, list) and len(v) == 3 and all(map(number, v)), "three numbers"),
+        ("pairing", "seed"): (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        ("pairing", "window"): (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+                                "null or a number of bins"),
+    }
+    for (section, key), (ok, expected) in checks.items():
+        if key in info[section] and not ok(info[section][key]):  # a missing one is named where it is needed
+            raise DataError(f"{path}: {section}.{key} must be {expected}, got {info[section][key]!r}")
 
 
 def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
@@ -404,6 +441,7 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
     if resume:
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
+        check_can_write(run_dir)
         return run_dir
     from neurovamp.models.training import CHECKPOINT_NAME
 
@@ -415,7 +453,33 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
     check_writable(run_dir, overwrite=overwrite)
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: exists and is not a folder; remove it or choose another run folder (--out)")
+    if run_dir.is_dir():
+        check_no_foreign(run_dir, _fit_outputs(), legacy=_legacy_outputs(run_dir), what="fit --overwrite")
+    check_can_write(run_dir)
     return run_dir
+
+
+def _fit_outputs() -> list[str]:
+    """What a fit writes in its run folder (relative names; ``model`` is a folder)."""
+    from neurovamp.models.training import CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME
+
+    return [RUN_FILE, HISTORY_FILE, LOSS_PLOT, MODEL_DIR, f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}",
+            f"{CHECKPOINT_DIR}/{PREVIOUS_CHECKPOINT_NAME}"]
+
+
+def _legacy_outputs(run_dir: Path) -> list[str]:
+    """The outputs of a run folder written before manifests (only when run.json says it is a run)."""
+    from neurovamp._outputs import MANIFEST_NAME
+
+    if (run_dir / MANIFEST_NAME).is_file() or _status(run_dir) is None:
+        return []
+    figures = run_dir / FIGURES_DIR
+    from neurovamp.analysis.figures import FIGURE_NAMES
+
+    stems = set(FIGURE_NAMES)
+    legacy_figures = [f"{FIGURES_DIR}/{p.name}" for p in figures.glob("*")
+                      if p.is_file() and (p.stem in stems or p.stem.startswith("psth_"))] if figures.is_dir() else []
+    return [*_fit_outputs(), METRICS_FILE, *legacy_figures]
 
 
 def _status(run_dir: Path) -> str | None:
@@ -623,32 +687,20 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     return previous
 
 
-def _remove_outputs(run_dir: Path) -> None:
-    """Delete the outputs of an earlier run in ``run_dir`` (only the files a fit writes).
-
-    A ``model/`` folder is deleted only when ``run.json`` says the folder is a neurovamp
-    run: overwrite never removes a folder of somebody else's.
-    """
-    from neurovamp.models.training import CHECKPOINT_NAME
-
-    if (run_dir / MODEL_DIR).is_dir():
-        try:
-            read_run_info(run_dir)
-        except DataError as exc:
-            raise ConfigError(
-                f"{run_dir}: has a {MODEL_DIR}/ folder but is not a neurovamp run ({exc}); overwrite "
-                f"(CLI: --overwrite) refuses to delete it; choose another run folder"
-            ) from exc
-        shutil.rmtree(run_dir / MODEL_DIR)
-    for name in (RUN_FILE, HISTORY_FILE, LOSS_PLOT, f"{CHECKPOINT_DIR}/{CHECKPOINT_NAME}"):
-        (run_dir / name).unlink(missing_ok=True)
-
-
 def _start_run(run_dir: Path, info: Mapping[str, Any], *, overwrite: bool) -> None:
-    """Clear an overwritten run, create the folder and write run.json (status "running")."""
+    """Clear an overwritten run, create the folder and write run.json (status "running").
+
+    Overwrite removes what neurovamp wrote in the folder (the old model and the metrics and
+    figures that described it), never a user's files. A resumed run's files are recorded
+    when it finishes, so a refused resume writes no manifest.
+    """
     if overwrite and run_dir.is_dir():
-        _remove_outputs(run_dir)
+        remove_outputs(run_dir, legacy=_legacy_outputs(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not overwrite and (run_dir / RUN_FILE).is_file():  # resuming
+        write_run_info(run_dir, info)
+        return
+    record_outputs(run_dir, [n for n in _fit_outputs() if n != MODEL_DIR])
     write_run_info(run_dir, info)
 
 
@@ -674,7 +726,95 @@ def _finish_run(run_dir: Path, model: MultiAnimalModel, info: dict[str, Any], se
     _write_loss_plot(model.history_, run_dir / LOSS_PLOT)
     info["status"] = "complete"
     info["fit"] = _plain({**model.fit_info_, "seconds": round(seconds, 3)})
+    model_files = [p.relative_to(run_dir) for p in (run_dir / MODEL_DIR).rglob("*") if p.is_file()]
+    record_outputs(run_dir, [n for n in _fit_outputs() if n != MODEL_DIR] + model_files,
+                   legacy=_legacy_outputs(run_dir))
     write_run_info(run_dir, info)
+
+
+def write_evaluation(
+    run_dir: str | os.PathLike,
+    metrics: Mapping[str, Any],
+    *,
+    model: Any = None,
+    paired: PairedData | None = None,
+    label: str | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> tuple[Path, Path | None]:
+    """Write ``metrics.json`` and (with ``model`` and ``paired``) ``figures/`` into a run folder.
+
+    Overwrite replaces the metrics and figures neurovamp wrote there; a user's own files in
+    ``figures/`` are kept. Each file is written atomically and recorded in the folder's
+    manifest, so a later ``fit --overwrite`` removes them with the model they describe.
+
+    Parameters
+    ----------
+    run_dir
+        A run folder.
+    metrics
+        Output of :func:`neurovamp.analysis.evaluate.evaluate_model`.
+    model, paired, label, seed
+        What :func:`neurovamp.analysis.figures.write_figures` draws (no figures when
+        ``model`` is None).
+    overwrite
+        Replace earlier metrics and figures.
+
+    Returns
+    -------
+    metrics_path, figures_dir : Path
+        ``figures_dir`` is None without figures.
+
+    Raises
+    ------
+    OutputExistsError
+        If the outputs exist and ``overwrite`` is false, or ``metrics.json`` (or a figure
+        about to be written) exists without neurovamp having written it.
+    """
+    import tempfile
+
+    from neurovamp._outputs import move_into
+    from neurovamp.analysis.evaluate import write_metrics
+
+    run_dir = Path(run_dir)
+    legacy = _legacy_outputs(run_dir)
+    check_evaluation_outputs(run_dir, figures=model is not None, overwrite=overwrite)
+    metrics_path = run_dir / METRICS_FILE
+    write_metrics(metrics, metrics_path, overwrite=overwrite)
+    record_outputs(run_dir, [METRICS_FILE], legacy=legacy)
+    if model is None:
+        return metrics_path, None
+    from neurovamp.analysis.figures import write_figures
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{FIGURES_DIR}.", suffix=".tmp", dir=run_dir))
+    try:
+        staging.rmdir()
+        write_figures(model, paired, metrics, staging / FIGURES_DIR, label=label, overwrite=False, seed=seed)
+        remove_outputs(run_dir, only=[FIGURES_DIR])
+        move_into(staging, run_dir)
+    finally:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+    return metrics_path, run_dir / FIGURES_DIR
+
+
+def check_evaluation_outputs(run_dir: str | os.PathLike, *, figures: bool = True, overwrite: bool = False) -> None:
+    """Check, before any work, that :func:`write_evaluation` may write into ``run_dir``.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``metrics.json`` (or ``figures/``) exists and ``overwrite`` is false, or
+        ``metrics.json`` exists without neurovamp having written it.
+    OutputError
+        If nothing can be written in ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    check_writable(run_dir / METRICS_FILE, overwrite=overwrite)
+    if figures:
+        check_writable(run_dir / FIGURES_DIR, overwrite=overwrite)
+    check_no_foreign(run_dir, [METRICS_FILE], legacy=_legacy_outputs(run_dir), what="evaluate --overwrite")
+    check_can_write(run_dir)
 
 
 def fit_run(
@@ -832,10 +972,14 @@ def fit_run(
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
+    check_model_memory(config, paired.input_dims)
+    before = None
     if resume and writer:
         previous = _check_resumable(run_dir, info)
         if previous is not None and "created" in previous:
             info["created"] = previous["created"]
+        _check_checkpoint(run_dir)
+        before = _resume_snapshot(run_dir)
     if writer:
         _start_run(run_dir, info, overwrite=overwrite)
     start = time.perf_counter()
@@ -852,4 +996,55 @@ def fit_run(
         if writer:
             write_run_info(run_dir, {**info, "status": "failed", "error": str(exc)})
         raise
+    except Exception as exc:
+        if not writer:
+            raise
+        if before is not None and _resume_snapshot(run_dir)[1] == before[1]:
+            _restore_run_file(run_dir, before[0])  # a refused resume leaves the folder as it was
+        else:
+            write_run_info(run_dir, {**info, "status": "failed", "error": str(exc).splitlines()[0] if str(exc) else
+                                     type(exc).__name__})
+        raise
     return model
+
+
+def check_model_memory(config: ModelConfig, input_dims: Sequence[int]) -> None:
+    """Refuse, before allocating, a model whose training cannot fit in memory (numbers in the message)."""
+    from neurovamp._budget import check_memory, model_bytes
+
+    widths = [config.hidden_widths(int(d)) for d in input_dims]
+    check_memory(
+        model_bytes(input_dims, widths, config.latent_dim),
+        f"training a {config.model} model (hidden {list(config.hidden)}, latent_dim {config.latent_dim}, "
+        f"inputs {list(map(int, input_dims))})",
+        "use smaller --hidden widths or --latent-dim",
+    )
+
+
+def _check_checkpoint(run_dir: Path) -> None:
+    """A resume needs a readable checkpoint: checked before anything is written."""
+    from neurovamp.models.training import load_checkpoint
+
+    try:
+        load_checkpoint(run_dir / CHECKPOINT_DIR)
+    except DataError as exc:
+        done = " (the run itself is complete: its model is in model/)" if _status(run_dir) == "complete" else ""
+        raise DataError(f"cannot resume{done}: {exc}; the run folder is left as it was") from None
+
+
+def _resume_snapshot(run_dir: Path) -> tuple[bytes | None, list]:
+    """run.json's bytes and the checkpoints' sizes and times (to tell whether training wrote)."""
+    path = run_dir / RUN_FILE
+    text = path.read_bytes() if path.is_file() else None
+    folder = run_dir / CHECKPOINT_DIR
+    stamps = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.glob("*")) if folder.is_dir() else []
+    return text, stamps
+
+
+def _restore_run_file(run_dir: Path, text: bytes | None) -> None:
+    path = run_dir / RUN_FILE
+    if text is None:
+        path.unlink(missing_ok=True)
+        return
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_bytes(text)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -53,7 +54,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from neurovamp._files import atomic_output
+from neurovamp._files import atomic_output, check_writable
+from neurovamp._outputs import check_can_write, check_no_foreign, move_into, record_outputs, remove_outputs
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
 
 __all__ = [
@@ -973,6 +975,15 @@ def simulate_experiment(config: SimulationConfig | None = None) -> Simulation:
                       ground_truth=ground_truth)
 
 
+def _legacy_outputs(path: Path) -> list[str]:
+    """What a simulation folder written before manifests holds (its rats from simulation.json)."""
+    try:
+        rats = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")).get("rat_names") or []
+    except (OSError, ValueError, AttributeError):
+        rats = []
+    return [CONFIG_FILE, GROUND_TRUTH_FILE, *(f"{rat}.nwb" for rat in rats if isinstance(rat, str))]
+
+
 def _looks_like_simulation(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() or not any(path.iterdir())
 
@@ -1017,7 +1028,16 @@ def write_simulation(sim: Simulation, out_dir: str | os.PathLike, *, overwrite: 
                 f"{out_dir}: exists and is not a simulation folder (no {CONFIG_FILE}); refusing to replace it"
             )
     config_json = json.dumps(sim.config.to_dict(), indent=2, sort_keys=True)
-    with atomic_output(out_dir, overwrite=overwrite, directory=True) as tmp:
+    replacing = overwrite and out_dir.is_dir()
+    if replacing:  # written beside it, then moved in file by file: a user's own files in out_dir stay
+        names = [CONFIG_FILE, GROUND_TRUTH_FILE, *(f"{rat}.nwb" for rat in sim.rats)]
+        check_no_foreign(out_dir, names, legacy=_legacy_outputs(out_dir), what="simulate --overwrite")
+        check_can_write(out_dir)
+        target = out_dir.with_name(f".{out_dir.name}.new")
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target = out_dir
+    with atomic_output(target, overwrite=overwrite, directory=True) as tmp:
         for rat in sim.rats:
             write_nwb(
                 tmp / f"{rat}.nwb",
@@ -1038,6 +1058,11 @@ def write_simulation(sim: Simulation, out_dir: str | os.PathLike, *, overwrite: 
             )
         np.savez_compressed(tmp / GROUND_TRUTH_FILE, **sim.ground_truth.to_arrays())
         (tmp / CONFIG_FILE).write_text(config_json + "\n", encoding="utf-8")
+        if not replacing:
+            record_outputs(tmp, [p.name for p in tmp.iterdir()])
+    if replacing:
+        remove_outputs(out_dir, legacy=_legacy_outputs(out_dir))
+        move_into(target, out_dir, last=[CONFIG_FILE])
     return {
         "nwb": {rat: out_dir / f"{rat}.nwb" for rat in sim.rats},
         "ground_truth": out_dir / GROUND_TRUTH_FILE,
@@ -1106,6 +1131,8 @@ def simulate(
         config = SimulationConfig.many(animals, seed=seed, small=small)
     else:
         config = SimulationConfig.small(seed=seed) if small else SimulationConfig(seed=seed)
+    check_writable(out_dir, overwrite, kind="folder")  # before simulating
+    check_can_write(out_dir)
     write_simulation(simulate_experiment(config), out_dir, overwrite=overwrite)
     return Path(out_dir)
 

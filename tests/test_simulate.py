@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from neurovamp._outputs import MANIFEST_NAME
 from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError
 from neurovamp.simulate import (
     TRIAL_COLUMNS,
@@ -236,7 +237,7 @@ def test_latent_is_shared_across_rats(small):
 def test_write_and_load_ground_truth(small, written):
     out, paths = written
     assert set(paths["nwb"]) == set(small.rats)
-    assert sorted(p.name for p in out.iterdir()) == ["ground_truth.npz", "rat1.nwb", "rat2.nwb", "rat3.nwb",
+    assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST_NAME) == ["ground_truth.npz", "rat1.nwb", "rat2.nwb", "rat3.nwb",
                                                      "simulation.json"]
     assert SimulationConfig.from_dict(json.loads(paths["config"].read_text())) == small.config
     gt = load_ground_truth(out)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from neurovamp.errors import NeurovampError
 
@@ -27,6 +29,24 @@ _COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that prints its usage block only for usage errors.
+
+    A bad *value* of a known option (``--model unknown``, ``--epochs x``) is one line naming
+    the option and what it accepts; a missing or unknown argument also shows the usage.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("argument ") and ("invalid choice" in message or " value: " in message):
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    """Warnings as ``neurovamp: warning: ...`` lines (no source line) in the command line."""
+    return f"neurovamp: warning: {message}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every available command registered.
 
@@ -35,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser whose parsed namespace carries the command's handler as ``func``.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neurovamp",
         description="Multi-animal neural population models from NWB recordings.",
     )
@@ -68,16 +88,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
     try:
         result = args.func(args)
     except NeurovampError as exc:
-        print(f"neurovamp {args.command}: error: {exc}", file=sys.stderr)
+        print(f"neurovamp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (read-only, full, permissions): not a neurovamp bug
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"neurovamp {args.command}: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         hint = getattr(args, "interrupt_hint", None)
         print(f"neurovamp {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
     return int(result or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error message on one line (line breaks of a library's text joined)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -136,10 +136,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    from neurovamp._files import check_writable
-    from neurovamp.analysis.evaluate import evaluate_model, write_metrics
+    from neurovamp.analysis.evaluate import evaluate_model
+    from neurovamp.data.validation import check_decoding_labels
     from neurovamp.errors import ConfigError
-    from neurovamp.run import load_run
+    from neurovamp.run import check_evaluation_outputs, load_run, write_evaluation
 
     run_dir = _check_run_dir(args.run)
     if args.folds < 2:
@@ -148,17 +148,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seed must be >= 0, got {args.seed}")
     metrics_path = run_dir / METRICS_FILE
     figures_dir = run_dir / FIGURES_DIR
-    check_writable(metrics_path, overwrite=args.overwrite)
-    if not args.no_figures:
-        check_writable(figures_dir, overwrite=args.overwrite)
+    check_evaluation_outputs(run_dir, figures=not args.no_figures, overwrite=args.overwrite)  # before any work
     model, paired, _ = load_run(run_dir, device=args.device)
     labels = args.labels or [paired.pair_by]
+    check_decoding_labels(paired.modalities, labels)
     metrics = evaluate_model(model, paired, labels=labels, seed=args.seed, folds=args.folds)
-    write_metrics(metrics, metrics_path, overwrite=args.overwrite)
-    if not args.no_figures:
-        from neurovamp.analysis.figures import write_figures
-
-        write_figures(model, paired, metrics, figures_dir, label=labels[0], overwrite=args.overwrite, seed=args.seed)
+    write_evaluation(run_dir, metrics, model=None if args.no_figures else model, paired=paired, label=labels[0],
+                     seed=args.seed, overwrite=args.overwrite)
     summary = metrics["summary"]
     print(
         f"evaluated {metrics['model']} on {len(paired.animals)} animals: "
@@ -188,13 +184,15 @@ def impute_command(args: argparse.Namespace) -> int:
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
     from neurovamp._files import atomic_output, check_writable
+    from neurovamp._outputs import check_can_write
     from neurovamp.analysis.impute import impute_condition_mean
     from neurovamp.run import load_run
 
     run_dir = _check_run_dir(args.run)
     _check_band_options(args)
     out = Path(args.out)
-    check_writable(out, overwrite=args.overwrite)
+    check_writable(out, overwrite=args.overwrite, kind="file")
+    check_can_write(out.parent)
     condition = parse_condition(args.conditions)
     model, paired, _ = load_run(run_dir, device=args.device)
     result = impute_condition_mean(

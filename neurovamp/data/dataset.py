@@ -370,9 +370,12 @@ def load_recordings(
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
+    _check_binning_memory([p for p in paths if p.suffix.lower() not in DATASET_SUFFIXES], window, bin_size)
     modalities: list[xr.Dataset] = []
     from_nwb: list[int] = []
     for path in paths:
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; expected an NWB file or a saved dataset (.nc)")
         if path.suffix.lower() in DATASET_SUFFIXES:
             tree = load_dataset(path)
             for animal in animals(tree):
@@ -380,14 +383,18 @@ def load_recordings(
                 modalities.append(_with_variables(counts, tree[animal].to_dataset()))
         else:
             from_nwb.append(len(modalities))
-            modalities.append(
-                read_nwb_dataset(
-                    path, event=event, window=window, bin_size=bin_size, labels=labels,
-                    allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
-                    trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
-                    behavior=behavior, drop_uncovered=drop_uncovered,
+            try:
+                modalities.append(
+                    read_nwb_dataset(
+                        path, event=event, window=window, bin_size=bin_size, labels=labels,
+                        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                        trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
+                        behavior=behavior, drop_uncovered=drop_uncovered,
+                    )
                 )
-            )
+            except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
     _name_sessions([modalities[i] for i in from_nwb])
     return make_dataset(modalities)
 
@@ -407,6 +414,27 @@ def _name_sessions(nodes: Sequence[xr.Dataset]) -> None:
             continue
         for node, session in zip(group, sessions):
             node[COUNTS].attrs["animal"] = f"{animal}_{session}".replace("/", "_")
+
+
+def _check_binning_memory(paths: Sequence[Path], window: tuple[float, float], bin_size: float) -> None:
+    """Refuse, before binning, NWB files whose counts (and the copies made of them) cannot fit in memory."""
+    from neurovamp._budget import check_memory
+    from neurovamp.io.sizes import nwb_table_sizes
+
+    try:
+        n_bins = (float(window[1]) - float(window[0])) / float(bin_size)
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return  # read_nwb names the bad option
+    if not np.isfinite(n_bins) or n_bins <= 0:
+        return
+    cells = 0.0
+    for path in paths:
+        sizes = nwb_table_sizes(path) if path.is_file() else None
+        if sizes is not None:
+            cells += sizes[0] * sizes[1] * n_bins
+    # int32 counts, the float32 copy pairing keeps, and one working copy: 3 x 4 bytes per bin
+    check_memory(cells * 12, f"binning {len(paths)} file{'s' if len(paths) != 1 else ''} at {float(bin_size):g} s "
+                 f"bins ({n_bins:.0f} bins per trial)", "use a larger --bin or a shorter --window")
 
 
 def _select_labels(da: xr.DataArray, labels: Sequence[str] | None, path: Path) -> xr.DataArray:

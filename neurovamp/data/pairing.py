@@ -46,6 +46,7 @@ import xarray as xr
 from neurovamp.data.dataset import animals as dataset_animals
 from neurovamp.data.dataset import get_modality
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
+from neurovamp.data.validation import check_pairing
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window", "bin_label"]
@@ -739,6 +740,7 @@ def pair_trials(
             pairs[s] = block
             pair_condition[s] = cond_array[block_cond]
 
+    check_pairing(mods, kept, by=by, fractions=_plain_tuple(fractions), pairs=pairs)  # every input check, once
     return PairedData(
         animals=animals,
         counts=tuple(_readonly(np.array(kept[a].values, dtype=np.float32)) for a in animals),

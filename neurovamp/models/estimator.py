@@ -38,6 +38,7 @@ from neurovamp.data.modality import label_names, make_modality
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.models import distributed
+from neurovamp.models._torchio import load_tensors
 from neurovamp.models.batched import resolve_step
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.module import MultiAnimalVAE
@@ -1029,13 +1030,19 @@ class MultiAnimalModel:
             input_dims = [int(d) for d in info["input_dims"]]
         except KeyError as exc:
             raise DataError(f"{path / _CONFIG_FILE}: missing field {exc.args[0]!r}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise DataError(f"{path / _CONFIG_FILE}: malformed field ({' '.join(str(exc).split())})") from None
+        _check_saved_fields(path / _CONFIG_FILE, model, input_dims)
         torch_device = resolve_device(device)
         vae = MultiAnimalVAE(input_dims, config, names=model.animals_)
+        state = load_tensors(path / _WEIGHTS_FILE, map_location=torch_device, what="weights")
         try:
-            state = torch.load(path / _WEIGHTS_FILE, map_location=torch_device, weights_only=True)
             vae.load_state_dict(state)
-        except Exception as exc:  # unreadable file or mismatched shapes
-            raise DataError(f"{path / _WEIGHTS_FILE}: cannot load weights into the configured model ({exc})") from exc
+        except Exception as exc:  # mismatched shapes or names
+            detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), type(exc).__name__)
+            raise DataError(
+                f"{path / _WEIGHTS_FILE}: the weights do not fit the model {_CONFIG_FILE} describes ({detail[:200]})"
+            ) from None
         model.module_ = vae.to(torch_device).eval()
         history_path = path / _HISTORY_FILE
         if history_path.is_file():
@@ -1072,3 +1079,22 @@ class MultiAnimalModel:
                 f"{self._bins['window']} bins of {self._bins['bin_size']:g} s"
             )
 
+
+def _check_saved_fields(path: Path, model: MultiAnimalModel, input_dims: list[int]) -> None:
+    """A saved model's fields a later step relies on, checked at load (one line naming the field)."""
+    from neurovamp._budget import check_memory, model_bytes
+
+    bins = model._bins
+    window, bin_size = bins.get("window"), bins.get("bin_size")
+    if not isinstance(window, int) or isinstance(window, bool) or window < 1:
+        raise DataError(f"{path}: bins.window must be a positive number of bins, got {window!r}")
+    if not isinstance(bin_size, (int, float)) or isinstance(bin_size, bool) or not bin_size > 0:
+        raise DataError(f"{path}: bins.bin_size must be a positive number of seconds, got {bin_size!r}")
+    if len(input_dims) != len(model.animals_) or any(d < 1 for d in input_dims):
+        raise DataError(f"{path}: input_dims must hold one positive width per animal, got {input_dims!r}")
+    if set(model._units) != set(model.animals_):
+        raise DataError(f"{path}: units must list the unit ids of every animal {list(model.animals_)}")
+    config = model.config
+    check_memory(model_bytes(input_dims, [config.hidden_widths(d) for d in input_dims], config.latent_dim),
+                 f"loading the model of {path} (hidden {list(config.hidden)}, latent_dim {config.latent_dim})",
+                 "this config.json describes a model larger than this machine can hold")

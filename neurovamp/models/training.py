@@ -23,7 +23,9 @@ torch RNG state is restored when training ends. The same holds with
 Checkpoint format
 -----------------
 ``checkpoint_dir/checkpoint.pt`` is written atomically with :func:`torch.save` and read
-with ``torch.load(weights_only=True)``; it holds only tensors and plain Python values::
+with ``torch.load(weights_only=True)``; the one before it is kept as ``checkpoint.prev.pt``
+(:func:`load_checkpoint` falls back to it, with a warning, when the latest is corrupt). A
+checkpoint holds only tensors and plain Python values::
 
     format           "neurovamp-checkpoint"
     version          1
@@ -49,6 +51,7 @@ import copy
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -68,12 +71,15 @@ __all__ = [
     "resolve_device",
     "load_checkpoint",
     "CHECKPOINT_NAME",
+    "PREVIOUS_CHECKPOINT_NAME",
     "MONITOR_TERMS",
     "RESUMABLE_FIELDS",
     "resume_conflicts",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+"""The checkpoint before the latest, kept so that a corrupt latest one falls back to it."""
 _CHECKPOINT_FORMAT = "neurovamp-checkpoint"
 _CHECKPOINT_VERSION = 1
 RESUMABLE_FIELDS: tuple[str, ...] = ("epochs", "patience", "checkpoint_every", "device", "compile")
@@ -289,8 +295,28 @@ def _epoch_seed(seed: int, epoch: int, stream: int) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
+def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    """One checkpoint file, checked (DataError in one line for anything else)."""
+    from neurovamp.models._torchio import load_tensors
+
+    state = load_tensors(path, map_location=map_location, what="checkpoint")
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise DataError(f"{path}: not a neurovamp checkpoint (missing format {_CHECKPOINT_FORMAT!r})")
+    if state.get("version") != _CHECKPOINT_VERSION:
+        raise DataError(
+            f"{path}: checkpoint version {state.get('version')!r} is not supported "
+            f"(this neurovamp reads version {_CHECKPOINT_VERSION})"
+        )
+    return state
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a training checkpoint without unpickling code.
+
+    Training keeps the last two checkpoints (``checkpoint.pt`` and the one before it,
+    ``checkpoint.prev.pt``). When the latest is missing, corrupt or not a neurovamp
+    checkpoint and the previous one reads, the previous one is returned with a warning
+    (a resume from it reaches the same result, it only retrains the epochs in between).
 
     Parameters
     ----------
@@ -307,25 +333,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     Raises
     ------
     DataError
-        If the file is missing or is not a neurovamp checkpoint.
+        If neither checkpoint exists or reads as a neurovamp checkpoint.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    if not path.is_file():
+    previous = path.with_name(PREVIOUS_CHECKPOINT_NAME)
+    if not path.is_file() and not previous.is_file():
         raise DataError(f"{path}: no checkpoint found (expected a file written by neurovamp training)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
-        raise DataError(f"{path}: cannot read checkpoint ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a neurovamp checkpoint (missing format {_CHECKPOINT_FORMAT!r})")
-    if state.get("version") != _CHECKPOINT_VERSION:
-        raise DataError(
-            f"{path}: checkpoint version {state.get('version')!r} is not supported "
-            f"(this neurovamp reads version {_CHECKPOINT_VERSION})"
+        if not path.is_file():
+            raise DataError(f"{path}: no checkpoint found")
+        return _read_checkpoint(path, map_location)
+    except DataError as latest_error:
+        if path.name != CHECKPOINT_NAME or not previous.is_file():
+            raise
+        try:
+            state = _read_checkpoint(previous, map_location)
+        except DataError:
+            raise latest_error from None
+        warnings.warn(
+            f"{latest_error}; using the previous checkpoint {previous.name} (epoch {state.get('epoch')})",
+            RuntimeWarning, stacklevel=2,
         )
-    return state
+        return state
 
 
 def resume_conflicts(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -588,6 +619,9 @@ class Trainer:
             self._load(load_checkpoint(self.checkpoint_path, map_location=self.device))
         elif self.checkpoint_path is not None and (self._dist is None or self._dist.rank == 0):
             check_writable(self.checkpoint_path, overwrite=overwrite)
+            previous = self.checkpoint_path.with_name(PREVIOUS_CHECKPOINT_NAME)
+            check_writable(previous, overwrite=overwrite)
+            previous.unlink(missing_ok=True)  # an earlier run's: never a fallback for this one
 
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -836,6 +870,10 @@ class Trainer:
         }
         with atomic_output(path, overwrite=True) as tmp:
             torch.save(payload, tmp)
+            # keep the last two epochs' checkpoints: a corrupt latest one falls back to the one before
+            if path.is_file() and getattr(self, "_saved_epoch", None) != self.epochs_run:
+                os.replace(path, path.with_name(PREVIOUS_CHECKPOINT_NAME))
+        self._saved_epoch = self.epochs_run
 
     def _load(self, state: Mapping[str, Any]) -> None:
         changed = resume_conflicts(dict(state.get("config", {})), self.config.to_dict())
