@@ -69,8 +69,9 @@ Units: rates are returned in **Hz** (expected spikes per second: expected count 
 divided by the bin size); :mod:`neurovamp.analysis.metrics` wants expected counts per
 bin (multiply by ``attrs["bin_size"]``). The ``time`` coordinate holds bin centres in
 seconds from the alignment event (the data's ``time_from_event`` when the bins were
-re-labelled by :func:`~neurovamp.data.pairing.select_window`). Bins that no sub-window
-covers (a stride that does not reach the last bins) are NaN.
+re-labelled by :func:`~neurovamp.data.pairing.select_window`). Every bin gets a
+prediction: the model decodes the sub-windows at every offset, whatever the training
+stride (see :mod:`neurovamp.data.subwindows`).
 """
 
 from __future__ import annotations
