@@ -84,13 +84,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurovamp.analysis.metrics import generic_prediction
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, make_dataset
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import SPLITS, PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["COMBINES", "impute", "impute_condition_mean", "source_predictions", "select_trials"]
+__all__ = ["COMBINES", "impute", "impute_condition_mean", "generic_rates", "source_predictions", "select_trials"]
 
 #: Ways to combine the predictions of several sources.
 COMBINES: tuple[str, ...] = ("mixture", "geometric")
@@ -617,6 +618,75 @@ def _sample_band(
     return lo, hi, mean
 
 
+# --------------------------------------------------------------------------- generic null
+def generic_rates(
+    modality: xr.DataArray, label: str | None, *, exclude: Mapping[str, Sequence[Any]] | None = None,
+    rows: np.ndarray | None = None,
+) -> xr.DataArray:
+    """An animal's generic prediction in Hz: its mean response over the conditions it has.
+
+    Every condition (value of ``label``) of the animal's trials is averaged, then the
+    conditions are averaged with equal weight
+    (:func:`~neurovamp.analysis.metrics.generic_prediction`); trials matching ``exclude``
+    (the condition being imputed) are left out. It is the null an imputation must beat to
+    add information: what the animal does on average, whatever the condition.
+
+    Parameters
+    ----------
+    modality
+        The animal's counts ``(trial, unit, time)``.
+    label
+        Condition label (e.g. ``"odor"``); None: the plain mean over trials.
+    exclude
+        Label → values whose trials are left out (typed like the labels).
+    rows
+        Rows of ``modality`` to use (default: all).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``rates_generic`` ``(unit, time)`` in Hz.
+
+    Raises
+    ------
+    DataError
+        If no trial remains.
+    """
+    keep = np.arange(modality.sizes["trial"]) if rows is None else np.asarray(rows)
+    if exclude:
+        matched = select_trials(modality.isel(trial=keep), exclude)
+        keep = np.delete(keep, matched)
+    if keep.size == 0:
+        raise DataError(f"animal {modality.attrs.get('animal', '?')!r} has no trial outside the imputed condition")
+    da = modality.isel(trial=keep).transpose("trial", "unit", "time")
+    labels = np.asarray(da[label].values) if label is not None else np.zeros(keep.size)
+    hz = generic_prediction(np.asarray(da.values, dtype=float), labels) / float(modality.attrs["bin_size"])
+    return xr.DataArray(hz, dims=("unit", "time"), name="rates_generic", attrs={
+        "units": "Hz", "long_name": "generic prediction: the animal's mean rate over the conditions it has",
+        "condition_label": label or ""})
+
+
+def _generic_variable(
+    mods: Mapping[str, xr.DataArray], paired: PairedData | None, target: str,
+    resolved: Mapping[str, list[Any]], template: xr.DataArray,
+) -> xr.DataArray | None:
+    """The target's generic rates for an imputation, on the template's units (None if the data lack it)."""
+    if target not in mods:
+        return None
+    label = next(iter(resolved)) if resolved else (paired.pair_by if paired is not None else None)
+    tmod = mods[target]
+    if label is not None and label not in label_names(tmod):
+        return None
+    units = np.asarray(template["unit"].values)
+    if not np.isin(units, np.asarray(tmod["unit"].values)).all() or tmod.sizes["time"] != template.sizes["time"]:
+        return None
+    try:
+        generic = generic_rates(tmod.sel(unit=units), label, exclude=resolved)
+    except DataError:
+        return None
+    return generic
+
+
 # --------------------------------------------------------------------------- public API
 def impute(
     model: Any,
@@ -830,8 +900,11 @@ def impute_condition_mean(
         ``n_trials`` ``(source,)``. With ``n_samples > 0`` also ``rates_lo``,
         ``rates_hi`` ``(unit, time)``: the posterior credible interval at ``level`` of the
         imputed condition mean (each draw averaged over trials and combined over sources
-        like ``rates``), and ``rates_posterior_mean``, all in Hz. Attributes as
-        :func:`impute`.
+        like ``rates``), and ``rates_posterior_mean``, all in Hz. When the data hold the
+        target's own trials outside the condition, ``rates_generic`` ``(unit, time)``:
+        the target's generic prediction (:func:`generic_rates` over the condition label's
+        values, equal weight per value, the imputed values excluded), Hz, the null an
+        imputation must beat to add information. Attributes as :func:`impute`.
 
     Raises
     ------
@@ -867,6 +940,9 @@ def impute_condition_mean(
             means, dims=("source",) + dims, attrs={"units": "Hz", "long_name": "mean prediction from each source"}
         ),
     }
+    generic = _generic_variable(mods, paired, target, resolved, template)
+    if generic is not None:
+        variables["rates_generic"] = generic
     if n_draws:
         n_units = template.sizes["unit"]
         per_draw = np.stack([
