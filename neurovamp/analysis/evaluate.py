@@ -57,7 +57,7 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output
-from neurovamp.analysis.alignment import alignment_matrix, condition_average
+from neurovamp.analysis.alignment import alignment_matrix, condition_average, identity_alignment_matrix
 from neurovamp.analysis.decode import (
     DecodingResult,
     TimeDecodingResult,
@@ -84,6 +84,7 @@ __all__ = [
     "evaluate_decoding",
     "evaluate_decoding_over_time",
     "evaluate_alignment",
+    "alignment_entry",
     "evaluate_imputation",
     "evaluate_model",
     "json_safe",
@@ -475,7 +476,9 @@ def evaluate_alignment(
         :func:`~neurovamp.analysis.alignment.alignment_matrix`): held-out
         (leave-one-condition-out) R² where possible, in-sample otherwise (attribute
         ``cross_validated``); conditions an animal lacks are dropped pairwise. Attribute
-        ``by`` names the label.
+        ``by`` names the label; ``identity_r2`` (numpy array, same layout) the map-free
+        R² of :func:`~neurovamp.analysis.alignment.identity_alignment_matrix` when the
+        animals' latents have the same size.
     """
     paired = _check_inputs(model, paired)
     _check_labels(paired, [by])
@@ -484,11 +487,16 @@ def evaluate_alignment(
     trajectories = {a: condition_average(latents[a], by, conditions=conditions) for a in paired.animals}
     matrix = alignment_matrix(trajectories, cv="auto")
     matrix.attrs["by"] = by
+    try:
+        identity = identity_alignment_matrix(trajectories)
+        matrix.attrs["identity_r2"] = np.asarray(identity.values, dtype=float)
+    except DataError:  # latent sizes differ: no identity map
+        pass
     return matrix
 
 
-def _alignment_dict(matrix: xr.DataArray) -> dict[str, Any]:
-    """JSON entry of an alignment matrix; ``mean_r2`` only for held-out scores.
+def alignment_entry(matrix: xr.DataArray) -> dict[str, Any]:
+    """JSON entry of an alignment matrix (``metrics["alignment"]``); ``mean_r2`` only for held-out scores.
 
     An in-sample R² (too few condition x time points for a held-out map, e.g. whole-trial
     windows with few conditions) can reach 1 for any latents, so it is kept in ``r2``
@@ -506,12 +514,21 @@ def _alignment_dict(matrix: xr.DataArray) -> dict[str, Any]:
         "cross_validated": held_out,
         "scheme": matrix.attrs.get("scheme"),
     }
+    if "identity_r2" in matrix.attrs:
+        identity = np.asarray(matrix.attrs["identity_r2"], dtype=float)
+        off_id = identity[~np.eye(identity.shape[0], dtype=bool)]
+        off_id = off_id[np.isfinite(off_id)]
+        entry["identity_r2"] = identity
+        entry["identity_mean_r2"] = float(off_id.mean()) if off_id.size else None
     if not held_out:
         entry["note"] = (
             "too few condition x time points for a held-out linear map (use sub-windows or more conditions); "
             "r2 is in-sample and not summarised"
         )
     return entry
+
+
+_alignment_dict = alignment_entry  # the name used before 0.2
 
 
 # --------------------------------------------------------------------------- imputation
@@ -805,7 +822,7 @@ def evaluate_model(
             entry["decoding_over_time"] = {label: _time_result_dict(r) for label, r in over[animal].items()}
         animals_out[animal] = entry
     summary = {
-        "alignment_r2": _alignment_dict(alignment)["mean_r2"],
+        "alignment_r2": alignment_entry(alignment)["mean_r2"],
         "bits_per_spike": _mean([imputation[a].get("bits_per_spike") for a in paired.animals]),
         "psth_r2": _mean([imputation[a].get("psth_r2") for a in paired.animals]),
         "cross_generation_accuracy": _mean([imputation[a].get("cross_generation_accuracy") for a in paired.animals]),
@@ -839,7 +856,7 @@ def evaluate_model(
         "folds": folds,
         "pair_by": paired.pair_by,
         "animals": animals_out,
-        "alignment": _alignment_dict(alignment),
+        "alignment": alignment_entry(alignment),
         "summary": summary,
     }
     return json_safe(metrics)
