@@ -18,8 +18,12 @@ Scores per (model, seed) (definitions in ``DESIGN.md``, "Metrics", and
     odors it smelled; the empirical generic would add its own sampling noise to both sides);
 ``bps`` / ``generic_bps`` / ``bps_vs_generic``
     bits/spike on fresh Poisson trials drawn from the true rates: the imputation vs each
-    unit's flat rate, the empirical generic prediction vs flat, the imputation vs the
-    empirical generic prediction;
+    unit's flat rate (its mean count over those trials: an oracle null that knows the
+    condition's mean rates), the empirical generic prediction (``rates_generic``, from the
+    rat's trials of the odors it smelled) vs flat, the imputation vs the empirical generic;
+``true_generic_r`` / ``true_generic_bps`` / ``bps_vs_true_generic``
+    the same with the noise-free generic rate (the mean of the rat's true rates over the
+    odors it smelled: the generic prediction of a lab with unlimited trials);
 ``coverage`` / ``coverage_posterior``
     :func:`~neurovamp.analysis.metrics.band_coverage` of the 95 % band ``rates_lo``/``rates_hi``
     and of the posterior-only band over the true rates, with the median band width (Hz);
@@ -137,6 +141,9 @@ def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0,
         "bps": bits_per_spike(tile(imputed), counts),
         "generic_bps": bits_per_spike(tile(generic), counts),
         "bps_vs_generic": bits_per_spike(tile(imputed), counts, null_rates=tile(generic)),
+        "true_generic_r": float(np.corrcoef(true_generic.ravel(), truth.ravel())[0, 1]),
+        "true_generic_bps": bits_per_spike(tile(true_generic), counts),
+        "bps_vs_true_generic": bits_per_spike(tile(imputed), counts, null_rates=tile(true_generic)),
     }
     if "rates_lo" in result:
         row["coverage"] = band_coverage(result["rates_lo"].values, result["rates_hi"].values, truth)
