@@ -715,11 +715,17 @@ def evaluate_imputation(
         scored trials, :func:`~neurovamp.analysis.metrics.bits_per_spike` on expected
         counts per bin), ``psth_r2`` (condition-averaged, pooled),
         ``psth_r2_by_condition``, ``own_psth_bits_per_spike`` (reference: the animal's own
-        train-split PSTHs as the prediction), ``coherence`` (balanced accuracy of a
-        classifier trained on the animal's real train-split activity, applied to the
-        activity generated from each source trial; classes the animal never experienced
-        are left out), ``coherence_chance``, ``coherence_by_source``, ``n_trials``,
-        ``sources`` and ``notes``.
+        train-split PSTHs as the prediction), ``generic_bits_per_spike`` (the animal's
+        train-split mean over its conditions, :func:`~neurovamp.analysis.metrics.generic_prediction`,
+        as the prediction, vs flat), ``bits_per_spike_vs_generic`` (the imputation with that
+        generic prediction as the null), ``condition_specific_r`` / ``condition_specific_r2``
+        (:func:`~neurovamp.analysis.metrics.condition_specific_score` of each condition's
+        imputed mean against its held-out PSTH, relative to the generic prediction, pooled),
+        ``cross_generation_accuracy`` (balanced accuracy of a classifier trained on the
+        animal's real train-split activity, applied to the activity generated from each
+        source trial; classes the animal never experienced are left out; alias
+        ``coherence``), ``cross_generation_chance``, ``cross_generation_by_source``,
+        ``n_trials``, ``sources`` and ``notes``.
     """
     del seed
     paired = _check_inputs(model, paired)
@@ -791,14 +797,19 @@ def evaluate_model(
              "animals": {"<animal>": {
                  "decoding": {"<label>": {"balanced_accuracy", "chance", "raw_balanced_accuracy", ...}},
                  "shared_decoding": {"<label>": {"balanced_accuracy", ...}},
-                 "imputation": {"bits_per_spike", "psth_r2", "coherence", ...},
+                 "imputation": {"bits_per_spike", "psth_r2", "cross_generation_accuracy",
+                                "generic_bits_per_spike", "bits_per_spike_vs_generic",
+                                "condition_specific_r", "condition_specific_r2", ...},
                  "decoding_over_time": {"<label>": {"time", "score", "chance", ...}},
                  "trials": {"train": n, "val": n, "test": n}}},
-             "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", ...},
-             "summary": {"alignment_r2", "bits_per_spike", "psth_r2", "coherence",
+             "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", "cross_validated",
+                           "identity_r2", "identity_mean_r2", ...},
+             "summary": {"alignment_r2", "bits_per_spike", "psth_r2", "cross_generation_accuracy",
+                         "generic_bits_per_spike", "bits_per_spike_vs_generic", "condition_specific_r",
                          "balanced_accuracy": {label: mean}, "shared_balanced_accuracy": {...}}}
 
-        NaN is written as None.
+        NaN is written as None. ``coherence`` (animals' imputation and summary) is the
+        deprecated alias of ``cross_generation_accuracy``.
     """
     paired = _check_inputs(model, paired)
     labels = _labels_list(labels if labels is not None else [paired.pair_by])
