@@ -239,6 +239,45 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def checks(table: pd.DataFrame, reference: str = "mmvm", baseline: str = "independent") -> list[str]:
+    """Sentences on the issue's acceptance figures, generated from the table's numbers."""
+    out = []
+    if reference not in set(table["model"]):
+        return out
+    ref = table[table["model"] == reference]
+    n = len(ref)
+
+    def stat(col: str, frame: pd.DataFrame = ref) -> str:
+        values = frame[col].astype(float)
+        return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}" if len(values) > 1 else f"{values.mean():.3f}"
+
+    held = int((ref["cond_r"] >= 0.4).sum())
+    out.append(f"- Condition-specific r ≥ 0.4: {'met' if ref['cond_r'].mean() >= 0.4 and held == n else 'not met'} "
+               f"({reference} {stat('cond_r')}; {held} of {n} seeds at or above 0.4).")
+    for col, what in (("bps_vs_generic", "the empirical generic prediction"),
+                      ("bps_vs_true_generic", "the noise-free generic rate")):
+        if col in ref:
+            wins = int((ref[col] > 0).sum())
+            out.append(f"- Beats {what} in bits/spike: {'yes' if wins == n else 'not on every seed'} "
+                       f"({stat(col)} bits/spike relative to it; > 0 on {wins} of {n} seeds).")
+    if "coverage" in ref:
+        inside = int(((ref["coverage"] >= 0.90) & (ref["coverage"] <= 0.98)).sum())
+        out.append(f"- 95 % band covers the truth 90-98 % of the time: {'met' if inside == n else 'not met'} "
+                   f"(coverage {stat('coverage')}; the latent posterior alone {stat('coverage_posterior')}).")
+    if baseline in set(table["model"]):
+        base = table[table["model"] == baseline]
+        for col, what in (("alignment_mean_r2", "cross-validated linear alignment"),
+                          ("alignment_identity_mean_r2", "map-free (identity) alignment")):
+            a, b = ref[col].astype(float), base[col].astype(float)
+            gap = a.mean() - b.mean()
+            noise = float(np.sqrt(a.var(ddof=1) + b.var(ddof=1))) if n > 1 and len(b) > 1 else float("nan")
+            clear = np.isfinite(noise) and gap > 2 * noise
+            out.append(f"- {what}, {reference} vs {baseline}: {stat(col)} vs {stat(col, base)} "
+                       f"(difference {gap:+.3f}, {'more than' if clear else 'not more than'} twice the "
+                       f"combined sd {noise:.3f}).")
+    return out
+
+
 def _markdown(table: pd.DataFrame, command: str, meta: Mapping[str, Any]) -> str:
     summary = summarise(table)
     lines = [
@@ -260,6 +299,10 @@ def _markdown(table: pd.DataFrame, command: str, meta: Mapping[str, Any]) -> str
         "Mean ± sd over seeds:",
         "",
         _table_md(summary.reset_index()),
+        "",
+        "Acceptance figures of issue 10 (generated from the numbers above):",
+        "",
+        *checks(table),
         "",
         "Per seed:",
         "",
@@ -286,7 +329,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="small", help="experiment size (see SIZES)")
     parser.add_argument("--name", default="impute_truth", help="results file stem")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild results/NAME.md from the rows of the last run recorded in results/NAME.jsonl")
     args = parser.parse_args(argv)
+    if args.report_only:
+        records = [json.loads(line) for line in (RESULTS / f"{args.name}.jsonl").read_text().splitlines() if line]
+        last = [r for r in records if r["timestamp"] == records[-1]["timestamp"]]
+        meta = {k: last[0][k] for k in ("machine", "torch", "threads", "seconds", "timestamp")}
+        table = pd.DataFrame([{k: v for k, v in r.items() if k not in meta and k not in ("benchmark", "command")}
+                              for r in last])
+        (RESULTS / f"{args.name}.md").write_text(_markdown(table, last[0]["command"], meta))
+        print("\n".join(checks(table)))
+        return 0
     torch.set_num_threads(1)
     start = time.perf_counter()
     table = run_benchmark(args.models, args.seeds, size=args.size, n_samples=args.samples)
