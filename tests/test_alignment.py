@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurovamp.analysis.alignment import alignment_matrix, condition_average, linear_alignment, linear_alignment_r2
+from neurovamp.analysis.alignment import (
+    alignment_matrix,
+    condition_average,
+    identity_alignment_matrix,
+    linear_alignment,
+    linear_alignment_r2,
+)
 from neurovamp.errors import ConfigError, DataError
 
 N_COND, N_TIME = 4, 25
@@ -156,3 +162,33 @@ def test_missing_condition_is_dropped_from_the_pair():
     # DataArrays are matched by condition label, not position
     shuffled = _as_da(rb[::-1], conditions=("D", "C", "B", "A"))
     assert linear_alignment_r2(_as_da(ra), shuffled) == pytest.approx(1.0)
+
+
+def test_identity_alignment_by_hand_and_it_fails_for_a_rotation():
+    y = np.array([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, -1.0]]])  # (condition 2, time 2, K 2)
+    x = y + np.array([0.5, 0.0])  # shifted along latent 0
+    # ss_tot: y's dimension means are 0, so sum(y^2) = 4; ss_res = 4 points * 0.25 = 1
+    matrix = identity_alignment_matrix({"a": x, "b": y})
+    assert matrix.dims == ("source", "target")
+    assert matrix.sel(source="a", target="b").item() == pytest.approx(1 - 1 / 4)
+    np.testing.assert_allclose(np.diag(matrix), 1.0)
+    # a rotated copy is perfectly *linearly* aligned (in-sample R² 1) but not the same coordinates
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])
+    rotated = y @ rot.T
+    assert linear_alignment_r2(rotated, y, cv=False) == pytest.approx(1.0)
+    assert identity_alignment_matrix({"a": rotated, "b": y}).sel(source="a", target="b").item() < 0.5
+    with pytest.raises(DataError, match="shapes"):
+        identity_alignment_matrix({"a": y, "b": y[..., :1]})
+
+
+def test_in_sample_alignment_is_not_drawn():
+    """The figure of a whole-trial (in-sample) alignment shows no off-diagonal R² values."""
+    from neurovamp.analysis.evaluate import alignment_entry
+    from neurovamp.analysis.figures import _alignment_da
+
+    rng = np.random.default_rng(0)
+    matrix = alignment_matrix({a: rng.normal(size=(3, 1, 3)) for a in "abc"}, cv="auto")
+    drawn = _alignment_da({"alignment": alignment_entry(matrix)})
+    assert np.isnan(drawn.values[~np.eye(3, dtype=bool)]).all() and "not cross-validated" in drawn.attrs["scheme"]
+    held_out = alignment_matrix({a: rng.normal(size=(4, 5, 2)) for a in "abc"}, cv="auto")
+    np.testing.assert_allclose(_alignment_da({"alignment": alignment_entry(held_out)}).values, held_out.values)

@@ -41,7 +41,8 @@ def test_evaluate_writes_metrics_and_figures(run, capsys):
     assert list(metrics["animals"]) == ["rat1", "rat2", "rat3"]
     for entry in metrics["animals"].values():
         assert {"balanced_accuracy", "chance", "raw_balanced_accuracy"} <= set(entry["decoding"]["odor"])
-        assert {"bits_per_spike", "psth_r2", "coherence"} <= set(entry["imputation"])
+        assert {"bits_per_spike", "psth_r2", "cross_generation_accuracy", "bits_per_spike_vs_generic",
+                "condition_specific_r"} <= set(entry["imputation"])
     written = {p.stem for p in (run / "figures").iterdir()}
     assert written == FIGURES and all(p.stat().st_size > 0 for p in (run / "figures").iterdir())
 
@@ -68,6 +69,9 @@ def test_impute_writes_rates_in_hz(run, tmp_path, capsys):
     expected = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"})
     np.testing.assert_allclose(ds["rates"], expected["rates"], rtol=1e-6)
     assert ds.sizes["unit"] == 18 and np.all(ds["rates"] > 0)
+    # the generic prediction (rat3's mean over the odors it smelled) is written beside the rates
+    assert ds["rates_generic"].dims == ("unit", "time") and ds["rates_generic"].attrs["units"] == "Hz"
+    np.testing.assert_allclose(ds["rates_generic"], expected["rates_generic"], rtol=1e-6)
 
     # several conditions and values; refuses to overwrite
     assert main(["impute", str(run), "--target", "rat1", "--condition", "odor=A,B", "position=1", "2",
@@ -88,6 +92,7 @@ def test_impute_credible_band(run, tmp_path):
     assert "rates_lo" not in a and b.attrs["credible_level"] == pytest.approx(0.9) and b.attrs["n_samples"] == 50
     lo, hi, centre = b["rates_lo"].values, b["rates_hi"].values, b["rates_posterior_mean"].values
     assert np.all(lo <= centre) and np.all(centre <= hi) and np.all(hi > lo)
+    assert "rates_generic" in b and np.isfinite(b["rates_lo"]).all() and np.isfinite(b["rates_hi"]).all()
     model, paired, _ = load_run(run, device="cpu")
     expected = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=50,
                                      level=0.9, seed=3)

@@ -42,7 +42,7 @@ def tiny_tree(seed: int = 0) -> xr.DataTree:
 
 @pytest.fixture(scope="module")
 def paired():
-    # window 3, stride 2 over 7 bins: starts 0, 2, 4 -> every bin covered, bins 2 and 4 twice
+    # window 3, stride 2 over 7 bins: training starts 0, 2, 4; predictions decode starts 0..4
     return pair_trials(tiny_tree(), by="odor", window=3, stride=2, seed=0)
 
 
@@ -127,17 +127,18 @@ def test_generate_averages_overlapping_windows(fitted, paired):
     np.testing.assert_array_equal(out["location"].values, ["CA1"] * 4)
     np.testing.assert_array_equal(out["time"].values, source["time"].values)
     assert out.attrs["animal"] == "ratB" and out.attrs["source"] == "ratA"
-    # by hand for trial 0: decode each window's posterior mean, average where windows overlap
+    # by hand for trial 0: decode the posterior mean of the sub-window at every offset
+    # (stride 1, not the training stride 2), average where they overlap
     vae = fitted.module_
     x = torch.tensor(source.values[0], dtype=torch.float32)
     per_window = []
     with torch.no_grad():
-        for start in (0, 2, 4):
+        for start in range(5):
             mu, _ = vae.encode([x[:, start:start + 3].reshape(1, -1), None])
             per_window.append(vae.decode(mu[0], 1).reshape(4, 3).numpy())
     expected = np.zeros((4, N_BINS))
     cover = np.zeros(N_BINS)
-    for start, pred in zip((0, 2, 4), per_window):
+    for start, pred in zip(range(5), per_window):
         expected[:, start:start + 3] += pred
         cover[start:start + 3] += 1
     np.testing.assert_allclose(out.values[0], expected / cover, rtol=1e-5)
@@ -145,11 +146,20 @@ def test_generate_averages_overlapping_windows(fitted, paired):
     assert recon.shape == source.shape and recon.attrs["animal"] == "ratA"
 
 
-def test_uncovered_bins_are_nan(paired):
-    data = pair_trials(tiny_tree(), by="odor", window=3, stride=3, seed=0)  # starts 0, 3: bin 6 uncovered
+def test_every_bin_is_predicted_and_lone_bins_equal_the_single_window_prediction(paired):
+    data = pair_trials(tiny_tree(), by="odor", window=3, stride=3, seed=0)  # training starts 0, 3: bin 6 in none
     model = MultiAnimalModel(latent_dim=2, hidden=(8,), device="cpu").fit(data, **{**FIT, "epochs": 1})
-    out = model.generate(data.modalities["ratB"], "ratB", "ratA")
-    assert np.isnan(out.values[..., 6]).all() and np.isfinite(out.values[..., :6]).all()
+    source = data.modalities["ratB"]
+    out = model.generate(source, "ratB", "ratA")
+    assert np.isfinite(out.values).all()
+    for samples in (0, 3):
+        assert np.isfinite(model.generate(source, "ratB", "ratA", n_samples=samples, seed=1).values).all()
+    # the first and last bins are covered by one sub-window each: the overlap average there is
+    # exactly the prediction of that sub-window alone (a trial cut to the sub-window's 3 bins)
+    first = model.generate(source.isel(time=slice(0, 3)), "ratB", "ratA")
+    last = model.generate(source.isel(time=slice(N_BINS - 3, N_BINS)), "ratB", "ratA")
+    np.testing.assert_allclose(out.values[..., 0], first.values[..., 0], rtol=1e-6)
+    np.testing.assert_allclose(out.values[..., -1], last.values[..., -1], rtol=1e-6)
 
 
 def test_gaussian_normalisation_belongs_to_the_model(paired, tmp_path):
@@ -220,13 +230,13 @@ def test_posterior_samples_match_the_closed_form_expected_counts(paired):
     model, p = hand_set_poisson_model(paired)
     source = paired.modalities["ratA"]
     x = source.values.astype(float)  # (trial, unit, time); no normalisation for Poisson
-    starts, w = (0, 2, 4), 3
+    starts, w = range(5), 3  # predictions decode every offset
     windows = np.stack([x[:, :, s:s + w].reshape(x.shape[0], -1) for s in starts], axis=1)  # (trial, j, D)
     mu = windows @ p["A"].T + p["c"]  # (trial, j, K)
     eta = mu @ p["W"].T + p["b"]  # (trial, j, 12)
     # E[exp(W z + b)] for z ~ N(mu, diag s2) = exp(W mu + b + 0.5 sum_k W_dk^2 s2_k)
-    expected = overlap_average(np.exp(eta + 0.5 * (p["W"] ** 2) @ p["s2"]).reshape(24, 3, 4, w), starts, w, N_BINS)
-    at_mean = overlap_average(np.exp(eta).reshape(24, 3, 4, w), starts, w, N_BINS)
+    expected = overlap_average(np.exp(eta + 0.5 * (p["W"] ** 2) @ p["s2"]).reshape(24, 5, 4, w), starts, w, N_BINS)
+    at_mean = overlap_average(np.exp(eta).reshape(24, 5, 4, w), starts, w, N_BINS)
 
     n = 8000
     draws = model.generate(source, "ratA", "ratB", n_samples=n, seed=0)

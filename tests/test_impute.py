@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from neurovamp.analysis.impute import impute, impute_condition_mean, source_predictions
+from neurovamp.analysis.metrics import band_coverage
 from neurovamp.data.dataset import load_recordings
 from neurovamp.data.pairing import pair_trials
 from neurovamp.default_data import default_dataset_path, default_nwb_paths
@@ -100,6 +101,23 @@ def test_never_experienced_condition_matches_the_truth(model, paired, truth):
     assert result.attrs["n_trials_total"] == int(result["n_trials"].sum())
 
 
+def test_generic_prediction_beside_the_imputation(model, paired, truth):
+    result = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"})
+    generic = result["rates_generic"]
+    assert generic.dims == ("unit", "time") and generic.attrs["units"] == "Hz"
+    # by hand: rat3's PSTH of each odor it smelled (A-D), averaged with equal weight, in Hz
+    rat3 = paired.modalities["rat3"]
+    odors = np.asarray(rat3["odor"].values)
+    psths = [rat3.values[odors == o].mean(axis=0) / BIN for o in "ABCD"]
+    np.testing.assert_allclose(generic.values, np.mean(psths, axis=0), rtol=1e-9)
+    # imputing an odor rat1 did smell leaves that odor out of its generic prediction
+    res_a = impute_condition_mean(model, paired, target="rat1", condition={"odor": "A"})
+    rat1 = paired.modalities["rat1"]
+    odors1 = np.asarray(rat1["odor"].values)
+    expected = np.mean([rat1.values[odors1 == o].mean(axis=0) / BIN for o in "BCDE"], axis=0)
+    np.testing.assert_allclose(res_a["rates_generic"].values, expected, rtol=1e-9)
+
+
 def test_held_out_trials_of_an_experienced_condition(model, paired, truth):
     result = impute(model, paired, target="rat1", condition={"odor": "A"}, split="test")
     assert set(result["split"].values.tolist()) == {"test"} and set(result["odor"].values.tolist()) == {"A"}
@@ -167,8 +185,9 @@ def test_bad_inputs_name_what_is_wrong(model, paired, tree):
 
 
 # --------------------------------------------------------------------------- posterior credible bands
-DEFAULT_VARIABLES = {"rates", "rates_sd", "rates_sem", "rates_by_source"}
-BAND_VARIABLES = {"rates_lo", "rates_hi", "rates_posterior_mean"}
+DEFAULT_VARIABLES = {"rates", "rates_sd", "rates_sem", "rates_by_source", "rates_generic"}
+BAND_VARIABLES = {"rates_lo", "rates_hi", "rates_posterior_mean", "rates_posterior_lo", "rates_posterior_hi",
+                  "rates_model_error_sd"}
 
 
 def with_posterior_variance(model: MultiAnimalModel, variance: float) -> MultiAnimalModel:
@@ -182,8 +201,8 @@ def with_posterior_variance(model: MultiAnimalModel, variance: float) -> MultiAn
     return changed
 
 
-def inside(ds: xr.Dataset, name: str = "rates") -> bool:
-    return bool(((ds["rates_lo"] <= ds[name]) & (ds[name] <= ds["rates_hi"])).all())
+def inside(ds: xr.Dataset, name: str = "rates", band: str = "rates") -> bool:
+    return bool(((ds[f"{band}_lo"] <= ds[name]) & (ds[name] <= ds[f"{band}_hi"])).all())
 
 
 def test_band_is_optional_and_leaves_the_default_outputs_alone(model, paired):
@@ -195,6 +214,7 @@ def test_band_is_optional_and_leaves_the_default_outputs_alone(model, paired):
     assert set(banded.data_vars) == DEFAULT_VARIABLES | BAND_VARIABLES
     xr.testing.assert_identical(banded[sorted(DEFAULT_VARIABLES)].drop_attrs(), plain.drop_attrs())
     assert (banded.attrs["n_samples"], banded.attrs["credible_level"], banded.attrs["sample_seed"]) == (50, 0.8, 0)
+    assert banded.attrs["band"] == "predictive"
     assert banded["rates_lo"].dims == ("unit", "time") and banded["rates_hi"].attrs["units"] == "Hz"
     assert "80 %" in banded["rates_lo"].attrs["long_name"]
     again = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=50, level=0.8)
@@ -222,17 +242,49 @@ def test_band_contains_the_prediction_and_scales_with_the_posterior_sd(model, pa
         mean = impute_condition_mean(changed, paired, target="rat3", condition={"odor": "E"}, n_samples=200)
         samples = impute(changed, paired, target="rat3", condition={"odor": "E"}, n_samples=200)
         np.testing.assert_array_equal(mean["rates"], plain["rates"])  # only the variance changed
-        for ds in (mean, samples):
-            assert inside(ds, "rates") and inside(ds, "rates_posterior_mean")
+        for ds, band in ((mean, "rates_posterior"), (samples, "rates")):
+            assert inside(ds, "rates", band) and inside(ds, "rates_posterior_mean", band)
         results[variance] = (mean, samples)
-    for narrow, wide in zip(results[0.01], results[0.04]):
-        ratio = (wide["rates_hi"] - wide["rates_lo"]) / (narrow["rates_hi"] - narrow["rates_lo"])
+    for (narrow, wide), band in zip(zip(results[0.01], results[0.04]), ("rates_posterior", "rates")):
+        ratio = (wide[f"{band}_hi"] - wide[f"{band}_lo"]) / (narrow[f"{band}_hi"] - narrow[f"{band}_lo"])
         # twice the posterior SD, about twice the width (exactly 2 for a linear readout; the exp link skews it
         # slightly; measured 1.93-2.01)
         assert float(ratio.min()) > 1.8 and float(ratio.max()) < 2.3, (float(ratio.min()), float(ratio.max()))
         # exp link: E_q[rate] exceeds the rate at the posterior mean, more so with more variance (Jensen)
     gaps = [float((results[v][0]["rates_posterior_mean"] - results[v][0]["rates"]).mean()) for v in (0.01, 0.04)]
     assert 0 < gaps[0] < gaps[1], gaps
+
+
+def test_band_covers_the_true_rate_far_more_often_than_the_posterior_alone(model, paired, truth):
+    """Coverage of rat3's never-smelled odor E against the simulator's true rates.
+
+    The latent-posterior band alone (what rates_lo/rates_hi were before) covered 8 % of the
+    true rates (0.36 Hz median width); with the model error measured on rat3's smelled odors
+    the 95 % band covers 46 % (3.0 Hz). Still short of 95 %: E is imputed worse than the
+    odors rat3 smelled (see docs/model.md and benchmarks/results/impute_truth.md).
+    """
+    result = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=200)
+    true_e = truth("rat3", "E")
+    covered = band_coverage(result["rates_lo"], result["rates_hi"], true_e)
+    posterior_only = band_coverage(result["rates_posterior_lo"], result["rates_posterior_hi"], true_e)
+    assert posterior_only < 0.2 and covered > 0.35 and covered > 3 * posterior_only, (covered, posterior_only)
+    assert bool((result["rates_lo"] <= result["rates_posterior_lo"] + 1e-9).mean() > 0.9)  # wider, not shifted
+
+
+def test_model_error_sd_by_hand(model, paired):
+    """rates_model_error_sd: rat3's smelled odors imputed like E, against rat3's real PSTHs."""
+    result = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=20)
+    rat3 = paired.modalities["rat3"]
+    odors = np.asarray(rat3["odor"].values)
+    squared = noise = 0.0
+    for odor in "ABCD":
+        imputed = impute_condition_mean(model, paired, target="rat3", condition={"odor": odor})["rates"].values
+        hz = rat3.values[odors == odor].astype(float) / BIN
+        squared = squared + ((imputed - hz.mean(axis=0)) ** 2).sum(axis=1)
+        noise = noise + (hz.var(axis=0, ddof=1) / hz.shape[0]).sum(axis=1)
+    expected = np.sqrt(np.maximum(squared - noise, 0) / (4 * N_BINS))
+    np.testing.assert_allclose(result["rates_model_error_sd"].values, expected, rtol=1e-6)
+    assert expected.max() > 0
 
 
 def test_per_sample_band_with_a_missing_source(model, paired):

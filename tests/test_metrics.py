@@ -11,7 +11,10 @@ from scipy.stats import poisson
 
 from neurovamp.analysis.metrics import (
     RATE_EPS,
+    band_coverage,
     bits_per_spike,
+    condition_specific_score,
+    generic_prediction,
     poisson_log_likelihood,
     psth_r2,
     psth_r2_by_condition,
@@ -136,3 +139,58 @@ def test_psth_r2_condition_count_must_match():
         psth_r2(RATES, COUNTS, ["A"])
     with pytest.raises(DataError, match="no trial coordinate"):
         psth_r2(RATES, COUNTS, "odor")
+
+
+# --------------------------------------------------------------------------- imputation nulls
+def test_generic_prediction_weights_conditions_equally():
+    # condition A: two trials (unit 0: 1 and 3), condition B: one trial (unit 0: 8)
+    values = np.array([[[1.0, 2.0]], [[3.0, 2.0]], [[8.0, 0.0]]])  # (trial, unit, time)
+    labels = np.array(["A", "A", "B"])
+    np.testing.assert_allclose(generic_prediction(values, labels), [[(2.0 + 8.0) / 2, (2.0 + 0.0) / 2]])
+    np.testing.assert_allclose(generic_prediction(values, labels, exclude=["B"]), [[2.0, 2.0]])
+    with pytest.raises(DataError, match="no trial left"):
+        generic_prediction(values, labels, exclude=["A", "B"])
+    with pytest.raises(DataError, match="one label per trial"):
+        generic_prediction(values, labels[:2])
+
+
+def test_condition_specific_score_hand_example():
+    generic = np.array([[2.0, 2.0, 2.0]])
+    truth = np.array([[3.0, 2.0, 1.0]])  # condition-specific part +1, 0, -1
+    imputed = np.array([[2.5, 2.0, 1.5]])  # half of it: r = 1, r2 = 1 - (0.25 + 0 + 0.25) / 2 = 0.75
+    score = condition_specific_score(imputed, truth, generic)
+    assert score["r"] == pytest.approx(1.0) and score["r2"] == pytest.approx(0.75)
+    # the generic prediction itself: r undefined (constant), r2 = 0; the truth: r2 = 1
+    assert np.isnan(condition_specific_score(generic, truth, generic)["r"])
+    assert condition_specific_score(generic, truth, generic)["r2"] == pytest.approx(0.0)
+    assert condition_specific_score(truth, truth, generic)["r2"] == pytest.approx(1.0)
+    # an imputation that equals the truth up to a shared offset correlates highly with the truth
+    # (r of the raw rates) but adds nothing beyond the generic one: r2 < 0, r of the parts -1
+    wrong = np.array([[1.0, 2.0, 3.0]])
+    score = condition_specific_score(wrong, truth, generic)
+    assert score["r"] == pytest.approx(-1.0) and score["r2"] == pytest.approx(1 - (4 + 0 + 4) / 2)
+    # a scalar generic broadcasts
+    assert condition_specific_score(imputed, truth, 2.0) == condition_specific_score(imputed, truth, generic)
+    with pytest.raises(DataError, match="shape"):
+        condition_specific_score(imputed[:, :2], truth, generic)
+
+
+def test_band_coverage_hand_example():
+    truth = np.array([1.0, 2.0, 3.0, 4.0])
+    lo = np.array([0.5, 2.5, 3.0, 0.0])
+    hi = np.array([1.5, 3.0, 3.5, 3.9])
+    assert band_coverage(lo, hi, truth) == pytest.approx(0.5)  # 1 inside, 2 below, 3 on the edge, 4 above
+    with pytest.raises(DataError, match="exceeds"):
+        band_coverage(hi, lo, truth)
+    with pytest.raises(DataError, match="shape"):
+        band_coverage(lo[:2], hi, truth)
+
+
+def test_bits_per_spike_against_the_generic_null():
+    # the generic null is passed as null_rates: a prediction equal to it scores 0 bits/spike
+    rng = np.random.default_rng(0)
+    rates = rng.uniform(0.1, 2.0, size=(40, 3, 5))
+    counts = rng.poisson(rates).astype(float)
+    generic = generic_prediction(counts, np.arange(40) % 4)
+    assert bits_per_spike(np.broadcast_to(generic, counts.shape), counts, null_rates=generic) == pytest.approx(0.0)
+    assert bits_per_spike(rates, counts, null_rates=generic) > 0

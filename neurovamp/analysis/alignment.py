@@ -26,6 +26,15 @@ held-out prediction is impossible (a single condition, or fewer training points 
 parameters of an unregularised map); ``cv="auto"`` then falls back to the in-sample R²
 and says so through :attr:`AlignmentFit.cross_validated` (and the ``cross_validated``
 attribute of :func:`alignment_matrix`).
+
+Map-free score
+--------------
+:func:`identity_alignment_matrix` scores the identity map, ``Ŷ = X``: are the animals'
+latents the *same* coordinates, not merely linearly related? It fits nothing, so it
+cannot overfit however few points there are (whole-trial latents of a few conditions
+included), and it is what a shared representation (MMVM's pull towards the mixture of the
+animals' posteriors, a joint model's single latent) promises; independent VAEs have no
+reason to score above 0.
 """
 
 from __future__ import annotations
@@ -39,7 +48,14 @@ import xarray as xr
 
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["AlignmentFit", "linear_alignment", "linear_alignment_r2", "alignment_matrix", "condition_average"]
+__all__ = [
+    "AlignmentFit",
+    "linear_alignment",
+    "linear_alignment_r2",
+    "alignment_matrix",
+    "identity_alignment_matrix",
+    "condition_average",
+]
 
 ArrayLike = np.ndarray | xr.DataArray | Sequence
 CVOption = bool | Literal["auto"]
@@ -328,6 +344,52 @@ def alignment_matrix(
             "alpha": float(alpha),
         },
     )
+
+
+def identity_alignment_matrix(trajectories: Mapping[str, ArrayLike]) -> xr.DataArray:
+    """R² of predicting each animal's trajectories with another's as they are (no map).
+
+    ``R² = 1 - Σ ||Y - X||² / Σ ||Y - Ȳ||²`` pooled over the shared (condition, time)
+    points and latent dimensions, ``Ȳ`` the per-dimension mean of ``Y``; conditions
+    holding NaN in either animal are dropped pairwise.
+
+    Parameters
+    ----------
+    trajectories
+        Animal → ``(condition, time, K)`` trajectories with the same ``K``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``identity_r2`` ``(source, target)``, diagonal 1 (may be very negative off it).
+
+    Raises
+    ------
+    DataError
+        Fewer than two animals, or latent sizes that differ.
+    """
+    animals = list(trajectories)
+    if len(animals) < 2:
+        raise DataError(f"identity_alignment_matrix needs at least two animals, got {animals}")
+    values = np.eye(len(animals))
+    for i, a in enumerate(animals):
+        for j, b in enumerate(animals):
+            if i == j:
+                continue
+            src, tgt = trajectories[a], trajectories[b]
+            if isinstance(src, xr.DataArray) and isinstance(tgt, xr.DataArray):
+                src, tgt = _align_dataarrays(src, tgt)
+            x = _points(_trajectory_order(src), "source")
+            y = _points(_trajectory_order(tgt), "target")
+            if x.shape != y.shape:
+                raise DataError(f"animals {a!r} and {b!r} have trajectories of shapes {x.shape} and {y.shape}")
+            x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+            keep = ~(np.isnan(x).any(axis=1) | np.isnan(y).any(axis=1))
+            x, y = x[keep], y[keep]
+            ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2)) if y.size else 0.0
+            values[i, j] = 1.0 - float(np.sum((y - x) ** 2)) / ss_tot if ss_tot > 0 else np.nan
+    return xr.DataArray(values, dims=("source", "target"), coords={"source": animals, "target": animals},
+                        name="identity_r2", attrs={"metric": "identity_alignment_r2", "scheme": "no map"})
 
 
 def condition_average(

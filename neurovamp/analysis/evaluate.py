@@ -33,10 +33,14 @@ imputation
     leave-one-animal-out: each animal's test-split trials are predicted from the other
     animals' trials of the same condition (mixture of the sources' condition-mean
     predictions) and scored by ``bits_per_spike`` and ``psth_r2`` (condition-averaged,
-    pooled over units and time); ``coherence``: a classifier trained on the animal's real
-    train-split activity (per-unit rates in a few time chunks) decodes the label of the
-    activity generated from each source trial (the conditional-generation coherence of
-    the MMVM paper); classes the animal never experienced are left out of it.
+    pooled over units and time), each beside the *generic* null (the animal's own
+    train-split mean over its conditions): ``generic_bits_per_spike``,
+    ``bits_per_spike_vs_generic`` and the condition-specific ``condition_specific_r`` /
+    ``condition_specific_r2``; ``cross_generation_accuracy`` (cross-animal generation
+    accuracy, called "coherence" in the MMVM paper and in metrics.json files before
+    neurovamp 0.2): a classifier trained on the animal's real train-split activity
+    (per-unit rates in a few time chunks) decodes the label of the activity generated from
+    each source trial; classes the animal never experienced are left out of it.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output
-from neurovamp.analysis.alignment import alignment_matrix, condition_average
+from neurovamp.analysis.alignment import alignment_matrix, condition_average, identity_alignment_matrix
 from neurovamp.analysis.decode import (
     DecodingResult,
     TimeDecodingResult,
@@ -63,7 +67,13 @@ from neurovamp.analysis.decode import (
     transfer_decode,
 )
 from neurovamp.analysis.impute import _source_predictions, select_trials
-from neurovamp.analysis.metrics import bits_per_spike, psth_r2, psth_r2_by_condition
+from neurovamp.analysis.metrics import (
+    bits_per_spike,
+    condition_specific_score,
+    generic_prediction,
+    psth_r2,
+    psth_r2_by_condition,
+)
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.errors import ConfigError, DataError, NeurovampError
@@ -74,18 +84,27 @@ __all__ = [
     "evaluate_decoding",
     "evaluate_decoding_over_time",
     "evaluate_alignment",
+    "alignment_entry",
     "evaluate_imputation",
     "evaluate_model",
     "json_safe",
     "write_metrics",
     "read_metrics",
+    "upgrade_metrics",
 ]
 
 #: Value of ``metrics["format"]``.
 METRICS_FORMAT = "neurovamp-metrics"
 METRICS_VERSION = 1
-#: Time chunks of the coherence classifier's features (per-unit mean rate in each).
+#: Time chunks of the cross-generation classifier's features (per-unit mean rate in each).
 COHERENCE_CHUNKS = 3
+#: Old metrics.json key → new key (``read_metrics`` maps them; evaluate writes both for now).
+RENAMED_KEYS = {
+    "coherence": "cross_generation_accuracy",
+    "coherence_chance": "cross_generation_chance",
+    "coherence_metric": "cross_generation_metric",
+    "coherence_by_source": "cross_generation_by_source",
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -457,7 +476,9 @@ def evaluate_alignment(
         :func:`~neurovamp.analysis.alignment.alignment_matrix`): held-out
         (leave-one-condition-out) R² where possible, in-sample otherwise (attribute
         ``cross_validated``); conditions an animal lacks are dropped pairwise. Attribute
-        ``by`` names the label.
+        ``by`` names the label; ``identity_r2`` (numpy array, same layout) the map-free
+        R² of :func:`~neurovamp.analysis.alignment.identity_alignment_matrix` when the
+        animals' latents have the same size.
     """
     paired = _check_inputs(model, paired)
     _check_labels(paired, [by])
@@ -466,11 +487,16 @@ def evaluate_alignment(
     trajectories = {a: condition_average(latents[a], by, conditions=conditions) for a in paired.animals}
     matrix = alignment_matrix(trajectories, cv="auto")
     matrix.attrs["by"] = by
+    try:
+        identity = identity_alignment_matrix(trajectories)
+        matrix.attrs["identity_r2"] = np.asarray(identity.values, dtype=float)
+    except DataError:  # latent sizes differ: no identity map
+        pass
     return matrix
 
 
-def _alignment_dict(matrix: xr.DataArray) -> dict[str, Any]:
-    """JSON entry of an alignment matrix; ``mean_r2`` only for held-out scores.
+def alignment_entry(matrix: xr.DataArray) -> dict[str, Any]:
+    """JSON entry of an alignment matrix (``metrics["alignment"]``); ``mean_r2`` only for held-out scores.
 
     An in-sample R² (too few condition x time points for a held-out map, e.g. whole-trial
     windows with few conditions) can reach 1 for any latents, so it is kept in ``r2``
@@ -488,12 +514,21 @@ def _alignment_dict(matrix: xr.DataArray) -> dict[str, Any]:
         "cross_validated": held_out,
         "scheme": matrix.attrs.get("scheme"),
     }
+    if "identity_r2" in matrix.attrs:
+        identity = np.asarray(matrix.attrs["identity_r2"], dtype=float)
+        off_id = identity[~np.eye(identity.shape[0], dtype=bool)]
+        off_id = off_id[np.isfinite(off_id)]
+        entry["identity_r2"] = identity
+        entry["identity_mean_r2"] = float(off_id.mean()) if off_id.size else None
     if not held_out:
         entry["note"] = (
             "too few condition x time points for a held-out linear map (use sub-windows or more conditions); "
             "r2 is in-sample and not summarised"
         )
     return entry
+
+
+_alignment_dict = alignment_entry  # the name used before 0.2
 
 
 # --------------------------------------------------------------------------- imputation
@@ -515,8 +550,9 @@ def _imputation_one(
     entry: dict[str, Any] = {"split": split, "source_split": source_split or "all", "sources": sources, "label": label}
     rows = select_trials(mods[target], {}, paired.trial_split[target], split)
     if rows.size == 0:
-        entry.update(bits_per_spike=None, psth_r2=None, coherence=None, notes=[f"{target!r} has no {split!r} trials"])
-        return entry
+        entry.update(bits_per_spike=None, psth_r2=None, cross_generation_accuracy=None,
+                     notes=[f"{target!r} has no {split!r} trials"])
+        return _with_old_keys(entry)
     preds = _source_predictions(model, mods, paired, target, sources, {}, source_split, None)
     target_labels = np.asarray(mods[target][label].values)[rows]
     observed = np.asarray(paired.counts[t], dtype=float)[rows]  # (trial, unit, time)
@@ -562,8 +598,9 @@ def _imputation_one(
         if len(own) == len(set(labs.tolist())):
             ref = np.stack([own[lab] for lab in labs.tolist()])
             entry["own_psth_bits_per_spike"], _, _ = _captured(bits_per_spike, ref, obs)
+        entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes))
 
-    # coherence: classifier trained on real train-split activity of the target
+    # cross-animal generation accuracy: classifier trained on real train-split activity of the target
     train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
     train_y = np.asarray(mods[target][label].values)[train_rows]
     first = next(iter(preds.values()))
@@ -584,16 +621,55 @@ def _imputation_one(
     if xs:
         res, w3, e3 = _captured(transfer_decode, train_x, train_y, np.concatenate(xs), np.concatenate(ys))
         notes += w3 + ([e3] if e3 else [])
-        entry["coherence"] = res.score if res is not None else None
-        entry["coherence_chance"] = res.chance if res is not None else None
-        entry["coherence_metric"] = res.metric if res is not None else None
+        entry["cross_generation_accuracy"] = res.score if res is not None else None
+        entry["cross_generation_chance"] = res.chance if res is not None else None
+        entry["cross_generation_metric"] = res.metric if res is not None else None
     else:
-        entry["coherence"] = None
+        entry["cross_generation_accuracy"] = None
         notes.append(f"no generated trial of a {label} value {target!r} was trained on")
-    entry["coherence_by_source"] = by_source
+    entry["cross_generation_by_source"] = by_source
     if notes:
         entry["notes"] = list(dict.fromkeys(notes))
+    return _with_old_keys(entry)
+
+
+def _with_old_keys(entry: dict[str, Any]) -> dict[str, Any]:
+    """Add the pre-0.2 ``coherence*`` aliases of the ``cross_generation*`` keys (deprecated)."""
+    for old, new in RENAMED_KEYS.items():
+        if new in entry:
+            entry[old] = entry[new]
     return entry
+
+
+def _generic_scores(
+    pred: np.ndarray, obs: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, train_labels: np.ndarray,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Scores of an imputation beside the generic null (the animal's train-split mean over conditions).
+
+    ``pred`` and ``obs`` are ``(trial, unit, time)`` expected counts / counts of the scored
+    trials, ``labels`` their conditions. The condition-specific score compares each
+    condition's imputed mean and held-out PSTH with the generic prediction, pooled.
+    """
+    if train_counts.shape[0] == 0:
+        notes.append("no train-split trial of the target: no generic null")
+        return {"generic_bits_per_spike": None, "bits_per_spike_vs_generic": None,
+                "condition_specific_r": None, "condition_specific_r2": None}
+    generic = generic_prediction(train_counts, train_labels)
+    flat_generic = np.broadcast_to(generic, obs.shape)
+    out: dict[str, Any] = {}
+    out["generic_bits_per_spike"], _, _ = _captured(bits_per_spike, flat_generic, obs)
+    out["bits_per_spike_vs_generic"], _, _ = _captured(bits_per_spike, pred, obs, null_rates=flat_generic)
+    levels = list(dict.fromkeys(labels.tolist()))
+    sel = [labels == lev for lev in levels]
+    imputed = np.stack([pred[m].mean(axis=0) for m in sel])
+    held_out = np.stack([obs[m].mean(axis=0) for m in sel])
+    score, _, err = _captured(condition_specific_score, imputed, held_out, generic)
+    if err:
+        notes.append(err)
+    out["condition_specific_r"] = score["r"] if score else None
+    out["condition_specific_r2"] = score["r2"] if score else None
+    return out
 
 
 def evaluate_imputation(
@@ -639,11 +715,17 @@ def evaluate_imputation(
         scored trials, :func:`~neurovamp.analysis.metrics.bits_per_spike` on expected
         counts per bin), ``psth_r2`` (condition-averaged, pooled),
         ``psth_r2_by_condition``, ``own_psth_bits_per_spike`` (reference: the animal's own
-        train-split PSTHs as the prediction), ``coherence`` (balanced accuracy of a
-        classifier trained on the animal's real train-split activity, applied to the
-        activity generated from each source trial; classes the animal never experienced
-        are left out), ``coherence_chance``, ``coherence_by_source``, ``n_trials``,
-        ``sources`` and ``notes``.
+        train-split PSTHs as the prediction), ``generic_bits_per_spike`` (the animal's
+        train-split mean over its conditions, :func:`~neurovamp.analysis.metrics.generic_prediction`,
+        as the prediction, vs flat), ``bits_per_spike_vs_generic`` (the imputation with that
+        generic prediction as the null), ``condition_specific_r`` / ``condition_specific_r2``
+        (:func:`~neurovamp.analysis.metrics.condition_specific_score` of each condition's
+        imputed mean against its held-out PSTH, relative to the generic prediction, pooled),
+        ``cross_generation_accuracy`` (balanced accuracy of a classifier trained on the
+        animal's real train-split activity, applied to the activity generated from each
+        source trial; classes the animal never experienced are left out; alias
+        ``coherence``), ``cross_generation_chance``, ``cross_generation_by_source``,
+        ``n_trials``, ``sources`` and ``notes``.
     """
     del seed
     paired = _check_inputs(model, paired)
@@ -665,7 +747,8 @@ def evaluate_imputation(
         try:
             out[target] = _imputation_one(model, paired, target, split=split, source_split=source_split, label=label)
         except DataError as exc:
-            out[target] = {"bits_per_spike": None, "psth_r2": None, "coherence": None, "notes": [str(exc)]}
+            out[target] = _with_old_keys({"bits_per_spike": None, "psth_r2": None, "cross_generation_accuracy": None,
+                                          "notes": [str(exc)]})
     return out
 
 
@@ -714,14 +797,19 @@ def evaluate_model(
              "animals": {"<animal>": {
                  "decoding": {"<label>": {"balanced_accuracy", "chance", "raw_balanced_accuracy", ...}},
                  "shared_decoding": {"<label>": {"balanced_accuracy", ...}},
-                 "imputation": {"bits_per_spike", "psth_r2", "coherence", ...},
+                 "imputation": {"bits_per_spike", "psth_r2", "cross_generation_accuracy",
+                                "generic_bits_per_spike", "bits_per_spike_vs_generic",
+                                "condition_specific_r", "condition_specific_r2", ...},
                  "decoding_over_time": {"<label>": {"time", "score", "chance", ...}},
                  "trials": {"train": n, "val": n, "test": n}}},
-             "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", ...},
-             "summary": {"alignment_r2", "bits_per_spike", "psth_r2", "coherence",
+             "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", "cross_validated",
+                           "identity_r2", "identity_mean_r2", ...},
+             "summary": {"alignment_r2", "bits_per_spike", "psth_r2", "cross_generation_accuracy",
+                         "generic_bits_per_spike", "bits_per_spike_vs_generic", "condition_specific_r",
                          "balanced_accuracy": {label: mean}, "shared_balanced_accuracy": {...}}}
 
-        NaN is written as None.
+        NaN is written as None. ``coherence`` (animals' imputation and summary) is the
+        deprecated alias of ``cross_generation_accuracy``.
     """
     paired = _check_inputs(model, paired)
     labels = _labels_list(labels if labels is not None else [paired.pair_by])
@@ -745,10 +833,13 @@ def evaluate_model(
             entry["decoding_over_time"] = {label: _time_result_dict(r) for label, r in over[animal].items()}
         animals_out[animal] = entry
     summary = {
-        "alignment_r2": _alignment_dict(alignment)["mean_r2"],
+        "alignment_r2": alignment_entry(alignment)["mean_r2"],
         "bits_per_spike": _mean([imputation[a].get("bits_per_spike") for a in paired.animals]),
         "psth_r2": _mean([imputation[a].get("psth_r2") for a in paired.animals]),
-        "coherence": _mean([imputation[a].get("coherence") for a in paired.animals]),
+        "cross_generation_accuracy": _mean([imputation[a].get("cross_generation_accuracy") for a in paired.animals]),
+        "generic_bits_per_spike": _mean([imputation[a].get("generic_bits_per_spike") for a in paired.animals]),
+        "bits_per_spike_vs_generic": _mean([imputation[a].get("bits_per_spike_vs_generic") for a in paired.animals]),
+        "condition_specific_r": _mean([imputation[a].get("condition_specific_r") for a in paired.animals]),
         "balanced_accuracy": {
             label: _mean([decoding[a]["decoding"][label].get("balanced_accuracy") for a in paired.animals])
             for label in labels
@@ -763,6 +854,7 @@ def evaluate_model(
             for label in labels
         },
     }
+    summary["coherence"] = summary["cross_generation_accuracy"]  # deprecated alias (pre-0.2 name)
     import neurovamp
 
     metrics = {
@@ -775,7 +867,7 @@ def evaluate_model(
         "folds": folds,
         "pair_by": paired.pair_by,
         "animals": animals_out,
-        "alignment": _alignment_dict(alignment),
+        "alignment": alignment_entry(alignment),
         "summary": summary,
     }
     return json_safe(metrics)
@@ -840,4 +932,34 @@ def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
         raise DataError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
-    return data
+    return upgrade_metrics(data)
+
+
+def upgrade_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Give metrics written by an older neurovamp the current key names (in place).
+
+    ``coherence`` (and ``coherence_chance``, ``coherence_metric``, ``coherence_by_source``)
+    of every animal's ``imputation`` and of ``summary`` are copied to their new names
+    (:data:`RENAMED_KEYS`: ``cross_generation_accuracy`` etc.) where those are absent; the
+    old keys stay.
+
+    Parameters
+    ----------
+    metrics
+        Parsed metrics.json.
+
+    Returns
+    -------
+    dict
+        ``metrics``.
+    """
+    entries = [metrics.get("summary")]
+    animals = metrics.get("animals")
+    if isinstance(animals, dict):
+        entries += [a.get("imputation") for a in animals.values() if isinstance(a, dict)]
+    for entry in entries:
+        if isinstance(entry, dict):
+            for old, new in RENAMED_KEYS.items():
+                if old in entry and new not in entry:
+                    entry[new] = entry[old]
+    return metrics

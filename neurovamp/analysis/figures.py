@@ -32,6 +32,7 @@ import xarray as xr
 from neurovamp._files import atomic_output
 from neurovamp.analysis.alignment import condition_average
 from neurovamp.analysis.evaluate import (
+    alignment_entry,
     evaluate_alignment,
     evaluate_decoding,
     evaluate_decoding_over_time,
@@ -111,8 +112,12 @@ def _alignment_da(metrics: Mapping[str, Any] | None) -> xr.DataArray | None:
     entry = metrics["alignment"]
     values = np.asarray([[np.nan if v is None else v for v in row] for row in entry["r2"]], dtype=float)
     animals = list(entry["animals"])
+    scheme = entry.get("scheme") or ""
+    if not entry.get("cross_validated", True):  # an in-sample R² of a map fits anything: not drawn
+        values[~np.eye(len(animals), dtype=bool)] = np.nan
+        scheme = "not cross-validated: too few points"
     return xr.DataArray(values, dims=("source", "target"), coords={"source": animals, "target": animals},
-                        attrs={"scheme": entry.get("scheme") or ""})
+                        attrs={"scheme": scheme})
 
 
 def write_figures(
@@ -211,7 +216,8 @@ def write_figures(
         if len(animals) >= 2:
             matrix = _alignment_da(metrics)
             if matrix is None:
-                matrix = evaluate_alignment(model, paired, by=label, latents=latents)
+                computed = evaluate_alignment(model, paired, by=label, latents=latents)
+                matrix = _alignment_da({"alignment": alignment_entry(computed)})
             save("alignment", plots.plot_alignment_matrix(matrix))
             for animal in animals:
                 imputed = impute(model, paired, target=animal)

@@ -57,9 +57,37 @@ every trial together), and the K resulting imputed rates give
 Dataset attributes ``n_samples``, ``credible_level`` and ``sample_seed`` record the
 settings. Draws of different trials are independent, so the interval of
 :func:`impute_condition_mean` (a mean over many trials) is narrower than a single trial's
-and narrows as trials are added; the trial-to-trial spread stays in ``rates_sd``. The band
-says nothing about model misfit, only about the posterior over the latent. Its ends are
-Monte-Carlo estimates: use a few hundred draws for a 95 % interval. Memory:
+and narrows as trials are added; the trial-to-trial spread stays in ``rates_sd``. Its
+ends are Monte-Carlo estimates: use a few hundred draws for a 95 % interval.
+
+What the band of the condition mean means
+-----------------------------------------
+The posterior over the latent alone says nothing about model misfit: averaged over dozens
+of source trials it shrinks to a fraction of a hertz, while the imputation's real error
+is dominated by what the decoder gets wrong, and in simulation such a band covers the
+true rate in a few percent of the bins. :func:`impute_condition_mean` therefore returns,
+when the data hold the target's own trials of conditions the sources also have,
+
+``rates_lo``, ``rates_hi``
+    a *predictive band for the target's expected rate* in the condition: the ``level``
+    quantiles of posterior draws plus a model-error term. The model error of each unit is
+    measured on the target's experienced conditions (excluding the imputed ones): each is
+    imputed from the same sources exactly like the requested one and compared with the
+    target's real PSTH there; the mean squared difference, minus the PSTH's own sampling
+    variance (trial variance / trials), is the unit's error variance ``σ_u²``
+    (``rates_model_error_sd``, Hz). Every posterior draw gets an independent
+    ``N(0, σ_u²)`` error per bin (clipped at 0 Hz) before the quantiles are taken. The
+    band says: "the true rate of this unit in this condition lies here with probability
+    ``level``, if the model errs on the imputed condition as much as on the experienced
+    ones". A condition far from every experienced one may be imputed worse: the band is
+    then too narrow (measure it in simulation, ``benchmarks/impute_truth.py``);
+``rates_posterior_lo``, ``rates_posterior_hi``
+    the latent-posterior-only band (what ``rates_lo``/``rates_hi`` held before neurovamp
+    0.2), a lower bound on the uncertainty.
+
+Without such trials ``rates_lo``/``rates_hi`` are the posterior-only band; attribute
+``band`` says which (``"predictive"`` or ``"posterior"``). :func:`impute` (per sample)
+returns the posterior-only band. Memory:
 :func:`impute` keeps every source's draws of the selected trials (float32,
 ``4 * K * trials * units * bins`` bytes per source) and combines them in blocks of
 about 64 MB; :func:`impute_condition_mean` draws trials in blocks of about 64 MB and keeps
@@ -69,8 +97,9 @@ Units: rates are returned in **Hz** (expected spikes per second: expected count 
 divided by the bin size); :mod:`neurovamp.analysis.metrics` wants expected counts per
 bin (multiply by ``attrs["bin_size"]``). The ``time`` coordinate holds bin centres in
 seconds from the alignment event (the data's ``time_from_event`` when the bins were
-re-labelled by :func:`~neurovamp.data.pairing.select_window`). Bins that no sub-window
-covers (a stride that does not reach the last bins) are NaN.
+re-labelled by :func:`~neurovamp.data.pairing.select_window`). Every bin gets a
+prediction: the model decodes the sub-windows at every offset, whatever the training
+stride (see :mod:`neurovamp.data.subwindows`).
 """
 
 from __future__ import annotations
@@ -83,13 +112,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurovamp.analysis.metrics import generic_prediction
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, make_dataset
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import SPLITS, PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["COMBINES", "impute", "impute_condition_mean", "source_predictions", "select_trials"]
+__all__ = ["COMBINES", "impute", "impute_condition_mean", "generic_rates", "source_predictions", "select_trials"]
 
 #: Ways to combine the predictions of several sources.
 COMBINES: tuple[str, ...] = ("mixture", "geometric")
@@ -616,6 +646,75 @@ def _sample_band(
     return lo, hi, mean
 
 
+# --------------------------------------------------------------------------- generic null
+def generic_rates(
+    modality: xr.DataArray, label: str | None, *, exclude: Mapping[str, Sequence[Any]] | None = None,
+    rows: np.ndarray | None = None,
+) -> xr.DataArray:
+    """An animal's generic prediction in Hz: its mean response over the conditions it has.
+
+    Every condition (value of ``label``) of the animal's trials is averaged, then the
+    conditions are averaged with equal weight
+    (:func:`~neurovamp.analysis.metrics.generic_prediction`); trials matching ``exclude``
+    (the condition being imputed) are left out. It is the null an imputation must beat to
+    add information: what the animal does on average, whatever the condition.
+
+    Parameters
+    ----------
+    modality
+        The animal's counts ``(trial, unit, time)``.
+    label
+        Condition label (e.g. ``"odor"``); None: the plain mean over trials.
+    exclude
+        Label → values whose trials are left out (typed like the labels).
+    rows
+        Rows of ``modality`` to use (default: all).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``rates_generic`` ``(unit, time)`` in Hz.
+
+    Raises
+    ------
+    DataError
+        If no trial remains.
+    """
+    keep = np.arange(modality.sizes["trial"]) if rows is None else np.asarray(rows)
+    if exclude:
+        matched = select_trials(modality.isel(trial=keep), exclude)
+        keep = np.delete(keep, matched)
+    if keep.size == 0:
+        raise DataError(f"animal {modality.attrs.get('animal', '?')!r} has no trial outside the imputed condition")
+    da = modality.isel(trial=keep).transpose("trial", "unit", "time")
+    labels = np.asarray(da[label].values) if label is not None else np.zeros(keep.size)
+    hz = generic_prediction(np.asarray(da.values, dtype=float), labels) / float(modality.attrs["bin_size"])
+    return xr.DataArray(hz, dims=("unit", "time"), name="rates_generic", attrs={
+        "units": "Hz", "long_name": "generic prediction: the animal's mean rate over the conditions it has",
+        "condition_label": label or ""})
+
+
+def _generic_variable(
+    mods: Mapping[str, xr.DataArray], paired: PairedData | None, target: str,
+    resolved: Mapping[str, list[Any]], template: xr.DataArray,
+) -> xr.DataArray | None:
+    """The target's generic rates for an imputation, on the template's units (None if the data lack it)."""
+    if target not in mods:
+        return None
+    label = next(iter(resolved)) if resolved else (paired.pair_by if paired is not None else None)
+    tmod = mods[target]
+    if label is not None and label not in label_names(tmod):
+        return None
+    units = np.asarray(template["unit"].values)
+    if not np.isin(units, np.asarray(tmod["unit"].values)).all() or tmod.sizes["time"] != template.sizes["time"]:
+        return None
+    try:
+        generic = generic_rates(tmod.sel(unit=units), label, exclude=resolved)
+    except DataError:
+        return None
+    return generic
+
+
 # --------------------------------------------------------------------------- public API
 def impute(
     model: Any,
@@ -785,6 +884,50 @@ def impute(
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
+def _model_error_sd(
+    model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData | None, target: str,
+    sources: Sequence[str], resolved: Mapping[str, list[Any]], split: str | None, combine: str,
+    units: np.ndarray,
+) -> np.ndarray | None:
+    """Per-unit sd (Hz) of the imputation's error on the target's experienced conditions.
+
+    See the module docstring ("What the band of the condition mean means"). None when the
+    data hold no target trial of a condition (other than the imputed ones) that a source has.
+    """
+    if target not in mods or not resolved:
+        return None
+    label = next(iter(resolved))
+    tmod = mods[target]
+    if label not in label_names(tmod) or not np.isin(units, np.asarray(tmod["unit"].values)).all():
+        return None
+    tmod = tmod.sel(unit=units).transpose("trial", "unit", "time")
+    bin_size = float(tmod.attrs["bin_size"])
+    target_values = np.asarray(tmod[label].values)
+    imputed = set(_plain(v) for v in resolved[label])
+    levels = [v for v in _sorted_values(target_values.tolist()) if v not in imputed]
+    squared, noise, n_points = 0.0, 0.0, 0
+    for level in levels:
+        rows = np.flatnonzero(_matches(target_values, [level]))
+        if rows.size < 2:
+            continue
+        cond = {label: [level]}
+        try:
+            preds = _source_predictions(model, mods, paired, target, sources, cond, split, cond)
+        except DataError:
+            continue
+        means = np.stack([p.values.mean(axis=0) for p in preds.values()])
+        imputed_rate = _combine(means, combine)  # (unit, time) Hz
+        hz = np.asarray(tmod.values[rows], dtype=float) / bin_size
+        if imputed_rate.shape != hz.shape[1:]:
+            return None
+        squared = squared + ((imputed_rate - hz.mean(axis=0)) ** 2).sum(axis=1)
+        noise = noise + (hz.var(axis=0, ddof=1) / rows.size).sum(axis=1)
+        n_points += hz.shape[2]
+    if n_points == 0:
+        return None
+    return np.sqrt(np.maximum(squared - noise, 0.0) / n_points)
+
+
 def impute_condition_mean(
     model: Any,
     data: PairedData | xr.DataTree,
@@ -829,8 +972,14 @@ def impute_condition_mean(
         ``n_trials`` ``(source,)``. With ``n_samples > 0`` also ``rates_lo``,
         ``rates_hi`` ``(unit, time)``: the posterior credible interval at ``level`` of the
         imputed condition mean (each draw averaged over trials and combined over sources
-        like ``rates``), and ``rates_posterior_mean``, all in Hz. Attributes as
-        :func:`impute`.
+        like ``rates``; with the model error added when the data allow, see the module
+        docstring), ``rates_posterior_lo``/``rates_posterior_hi`` (latent posterior only),
+        ``rates_posterior_mean``, all in Hz, and ``rates_model_error_sd`` ``(unit,)``;
+        attribute ``band`` = ``"predictive"`` or ``"posterior"``. When the data hold the
+        target's own trials outside the condition, ``rates_generic`` ``(unit, time)``:
+        the target's generic prediction (:func:`generic_rates` over the condition label's
+        values, equal weight per value, the imputed values excluded), Hz, the null an
+        imputation must beat to add information. Attributes as :func:`impute`.
 
     Raises
     ------
@@ -866,6 +1015,9 @@ def impute_condition_mean(
             means, dims=("source",) + dims, attrs={"units": "Hz", "long_name": "mean prediction from each source"}
         ),
     }
+    generic = _generic_variable(mods, paired, target, resolved, template)
+    if generic is not None:
+        variables["rates_generic"] = generic
     if n_draws:
         n_units = template.sizes["unit"]
         per_draw = np.stack([
@@ -874,8 +1026,30 @@ def impute_condition_mean(
             for s in used
         ])  # (source, K, unit, time)
         combined = _combine(per_draw, combine)  # (K, unit, time)
-        lo, hi = _band(combined, level)
-        variables.update(_band_variables(lo, hi, combined.mean(axis=0), dims, level))
+        post_lo, post_hi = _band(combined, level)
+        variables.update(_band_variables(post_lo, post_hi, combined.mean(axis=0), dims, level))
         attrs.update(_band_attrs(n_draws, level, int(seed)))
+        error_sd = _model_error_sd(model, mods, paired, target, used, resolved, split, combine,
+                                   np.asarray(template["unit"].values))
+        pct = f"{100 * level:g} %"
+        variables["rates_posterior_lo"] = variables["rates_lo"].copy()
+        variables["rates_posterior_hi"] = variables["rates_hi"].copy()
+        for end in ("lo", "hi"):
+            variables[f"rates_posterior_{end}"].attrs["long_name"] = (
+                f"{'lower' if end == 'lo' else 'upper'} end of the {pct} band of the latent posterior alone")
+        attrs["band"] = "posterior"
+        if error_sd is not None:
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D6F64656C]))
+            noisy = np.maximum(combined + rng.normal(size=combined.shape) * error_sd[None, :, None], 0.0)
+            lo, hi = _band(noisy, level)
+            variables["rates_lo"] = variables["rates_lo"].copy(data=lo)
+            variables["rates_hi"] = variables["rates_hi"].copy(data=hi)
+            for end in ("lo", "hi"):
+                variables[f"rates_{end}"].attrs["long_name"] = (
+                    f"{'lower' if end == 'lo' else 'upper'} end of the {pct} predictive band of the rate "
+                    "(latent posterior + model error)")
+            variables["rates_model_error_sd"] = xr.DataArray(error_sd, dims=("unit",), attrs={
+                "units": "Hz", "long_name": "sd of the imputation error on the target's experienced conditions"})
+            attrs["band"] = "predictive"
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 

@@ -1,4 +1,5 @@
-"""Model-agnostic metrics on spike counts: Poisson log-likelihood, bits per spike, PSTH R².
+"""Model-agnostic metrics on spike counts: Poisson log-likelihood, bits per spike, PSTH R²,
+and the scores of an imputation against its nulls (generic prediction, band coverage).
 
 Conventions
 -----------
@@ -31,6 +32,9 @@ __all__ = [
     "psth_r2",
     "psth_r2_by_condition",
     "condition_means",
+    "generic_prediction",
+    "condition_specific_score",
+    "band_coverage",
 ]
 
 #: Smallest rate (expected counts per bin) used inside a logarithm.
@@ -364,3 +368,127 @@ def psth_r2_by_condition(
         levels[i].item() if hasattr(levels[i], "item") else levels[i]: _r2(p_mean[i], o_mean[i], center, unit_axis - 1)
         for i in range(levels.size)
     }
+
+
+# --------------------------------------------------------------------------- imputation nulls
+def generic_prediction(values: ArrayLike, conditions: ArrayLike, *, exclude: Sequence[Hashable] = ()) -> np.ndarray:
+    """The "generic" prediction: an animal's mean response over the conditions it has.
+
+    Each condition's trials are averaged first (a PSTH per condition), then the PSTHs are
+    averaged with equal weight, so a condition with many trials does not dominate. This is
+    what a lab can predict for a condition without any model: an imputation adds
+    information only where it beats it (see ``DESIGN.md``, "Metrics").
+
+    Parameters
+    ----------
+    values
+        ``(trial, ...)`` counts or rates of one animal, e.g. ``(trial, unit, time)``.
+    conditions
+        One label per trial.
+    exclude
+        Conditions left out of the average (the one being imputed, when the animal has it).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``values.shape[1:]``, in the units of ``values``.
+
+    Raises
+    ------
+    DataError
+        If no trial remains, or the labels do not match the trials.
+    """
+    v = np.asarray(values, dtype=float)
+    labels = np.asarray(conditions)
+    if v.ndim < 1 or labels.shape != (v.shape[0],):
+        raise DataError(f"conditions must have one label per trial ({v.shape[0] if v.ndim else 0}), got shape {labels.shape}")
+    keep = ~np.isin(labels, list(exclude)) if len(exclude) else np.ones(labels.size, dtype=bool)
+    if not keep.any():
+        raise DataError("no trial left for the generic prediction (every condition excluded)")
+    _, means = condition_means(v[keep], labels[keep])
+    return means.mean(axis=0)
+
+
+def condition_specific_score(imputed: ArrayLike, truth: ArrayLike, generic: ArrayLike) -> dict[str, float]:
+    """How well an imputation recovers the condition-specific part of a response.
+
+    With ``a = imputed - generic`` and ``b = truth - generic``, pooled over every element
+    (units and bins, and conditions if stacked):
+
+    * ``r``: Pearson correlation of ``a`` and ``b`` (NaN when either is constant);
+    * ``r2``: ``1 - Σ (b - a)² / Σ b²`` = ``1 - Σ (truth - imputed)² / Σ (truth - generic)²``,
+      the fraction of the condition-specific variance explained. 0 means no better than
+      the generic prediction itself, negative worse, 1 perfect.
+
+    Parameters
+    ----------
+    imputed
+        Imputed rates, e.g. ``(unit, time)``.
+    truth
+        The rates to recover, same shape: ground truth in simulation, the held-out
+        condition's PSTH on real data.
+    generic
+        The generic prediction (:func:`generic_prediction`), broadcastable to ``truth``.
+
+    Returns
+    -------
+    dict
+        ``{"r": float, "r2": float}``.
+
+    Raises
+    ------
+    DataError
+        On mismatched shapes or non-finite values.
+    """
+    p = np.asarray(imputed, dtype=float)
+    t = np.asarray(truth, dtype=float)
+    try:
+        g = np.broadcast_to(np.asarray(generic, dtype=float), t.shape)
+    except ValueError:
+        raise DataError(f"generic shape {np.shape(generic)} does not broadcast to the truth's {t.shape}") from None
+    if p.shape != t.shape:
+        raise DataError(f"imputed shape {p.shape} does not match truth shape {t.shape}")
+    if not (np.isfinite(p).all() and np.isfinite(t).all() and np.isfinite(g).all()):
+        raise DataError("imputed, truth or generic contain NaN or infinite values")
+    a = (p - g).ravel()
+    b = (t - g).ravel()
+    ss = float(np.sum(b**2))
+    r2 = 1.0 - float(np.sum((b - a) ** 2)) / ss if ss > 0 else float("nan")
+    ac, bc = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt(np.sum(ac**2) * np.sum(bc**2)))
+    r = float(np.sum(ac * bc) / denom) if denom > 0 else float("nan")
+    return {"r": r, "r2": r2}
+
+
+def band_coverage(lo: ArrayLike, hi: ArrayLike, truth: ArrayLike) -> float:
+    """Fraction of true values inside a band: mean of ``lo <= truth <= hi``.
+
+    A calibrated 95 % credible band covers about 0.95 of the true rates (simulation).
+
+    Parameters
+    ----------
+    lo, hi
+        Lower and upper ends of the band, same shape as ``truth``.
+    truth
+        The true values.
+
+    Returns
+    -------
+    float
+        Coverage in [0, 1].
+
+    Raises
+    ------
+    DataError
+        On mismatched shapes, non-finite values or ``lo > hi`` anywhere.
+    """
+    lo_, hi_, t = (np.asarray(x, dtype=float) for x in (lo, hi, truth))
+    if not lo_.shape == hi_.shape == t.shape:
+        raise DataError(f"band ends {lo_.shape}/{hi_.shape} and truth {t.shape} must have the same shape")
+    if t.size == 0:
+        raise DataError("band_coverage of an empty array")
+    if not (np.isfinite(lo_).all() and np.isfinite(hi_).all() and np.isfinite(t).all()):
+        raise DataError("band ends or truth contain NaN or infinite values")
+    if np.any(lo_ > hi_):
+        raise DataError("band lower end exceeds its upper end")
+    return float(np.mean((lo_ <= t) & (t <= hi_)))

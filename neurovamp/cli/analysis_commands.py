@@ -50,9 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "write the condition-averaged rates (Hz) with their uncertainty to a NetCDF file: "
             "variables rates, rates_sd, rates_sem (unit, time) and rates_by_source; time = bin "
             "centres in seconds from the event. Works for conditions ANIMAL never experienced. "
-            "With --samples N, also the model's own uncertainty: N latents per sub-window are drawn "
-            "from the sources' posteriors and the --level credible interval of the imputed mean rate "
-            "is written as rates_lo and rates_hi (with rates_posterior_mean, the mean over draws)."
+            "Beside them rates_generic: ANIMAL's own mean rate over the conditions it has (the other "
+            "values of the condition's label), the null an imputation must beat to add information. "
+            "With --samples N, also a --level band for the rate: N latents per sub-window are drawn "
+            "from the sources' posteriors and each unit's model error, measured by imputing ANIMAL's "
+            "experienced conditions the same way, is added (rates_lo, rates_hi; the posterior-only "
+            "band is rates_posterior_lo/hi, the mean over draws rates_posterior_mean)."
         ),
     )
     im.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")

@@ -48,6 +48,7 @@ from neurovamp.data.dataset import get_modality
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
 from neurovamp.data.validation import check_pairing
 from neurovamp.errors import ConfigError, DataError
+from neurovamp.data.subwindows import window_centres, window_starts
 
 __all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window", "bin_label"]
 
@@ -116,24 +117,6 @@ def _check_fractions(split: Any) -> np.ndarray:
 def _plain_tuple(values: np.ndarray) -> tuple[float, ...]:
     """Numbers as a tuple of Python floats, so messages show ``(0.8, 0.2, 0.0)``, not numpy reprs."""
     return tuple(float(v) for v in np.asarray(values).ravel())
-
-
-def _window_starts(n_bins: int, window: Any, stride: Any) -> tuple[int, int, np.ndarray]:
-    if isinstance(stride, bool) or not isinstance(stride, numbers.Integral) or stride < 1:
-        raise ConfigError(f"stride must be a positive integer (bins), got {stride!r}")
-    if window is None:
-        return n_bins, int(stride), np.zeros(1, dtype=np.int64)
-    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
-        raise ConfigError(
-            f"window (the sub-window length, CLI --subwindow) must be a positive integer (bins) or None, "
-            f"got {window!r}"
-        )
-    if window > n_bins:
-        raise ConfigError(
-            f"sub-window of {window} bins (window={window}, CLI --subwindow) is longer than the "
-            f"{n_bins} bins of each trial"
-        )
-    return int(window), int(stride), np.arange(0, n_bins - window + 1, stride, dtype=np.int64)
 
 
 def _as_list(allowed: Any) -> list:
@@ -345,9 +328,7 @@ class PairedData:
     @property
     def window_centres(self) -> np.ndarray:
         """Centre of every sub-window in seconds, on the modalities' ``time`` axis."""
-        time = np.asarray(self.modalities[self.animals[0]]["time"], dtype=float)
-        first_edge = time[0] - 0.5 * self.bin_size
-        return first_edge + (self.window_starts + 0.5 * self.window) * self.bin_size
+        return window_centres(self.modalities[self.animals[0]]["time"].values, self.window_starts, self.window)
 
     @property
     def input_dims(self) -> tuple[int, ...]:
@@ -639,7 +620,7 @@ def pair_trials(
     animals = tuple(mods)
     _check_bins(mods)
     n_bins = mods[animals[0]].sizes["time"]
-    window, stride, starts = _window_starts(n_bins, window, stride)
+    window, stride, starts = window_starts(n_bins, window, stride)
 
     # filters, per animal
     kept: dict[str, xr.DataArray] = {}

@@ -36,6 +36,7 @@ import neurovamp
 from neurovamp._files import atomic_output
 from neurovamp.data.modality import label_names, make_modality
 from neurovamp.data.pairing import SPLITS, PairedData
+from neurovamp.data.subwindows import cut, overlap_average, prediction_starts, window_centres, window_starts
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.models import distributed
 from neurovamp.models._torchio import load_tensors
@@ -585,18 +586,17 @@ class MultiAnimalModel:
         return self._bins["bin_size"] * (np.arange(n_bins) + 0.5)
 
     def _starts(self, n_bins: int) -> np.ndarray:
+        """Sub-window offsets of the latents: the training offsets (same window and stride)."""
         if n_bins == self._bins["n_bins"]:
             return np.asarray(self._bins["window_starts"], dtype=np.int64)
-        return np.arange(0, n_bins - self._bins["window"] + 1, self._bins["stride"], dtype=np.int64)
+        return window_starts(n_bins, self._bins["window"], self._bins["stride"])[2]
 
     def _window_coords(self, da: xr.DataArray, starts: np.ndarray) -> dict[str, tuple[str, np.ndarray]]:
         """Sub-window centre times (and ``time_from_event`` when the data has it)."""
-        w = self._bins["window"]
         out = {}
         for name in ("time", "time_from_event"):
             if name in da.coords and da[name].dims == ("time",):
-                t = np.asarray(da[name].values, dtype=float)
-                out[name] = ("time", np.array([t[s : s + w].mean() for s in starts]))
+                out[name] = ("time", window_centres(da[name].values, starts, self._bins["window"]))
         return out
 
     def _samples(self, da: xr.DataArray, m: int, starts: np.ndarray) -> np.ndarray:
@@ -606,9 +606,8 @@ class MultiAnimalModel:
         offset = np.asarray(self._norm["offset"][self.animals_[m]], dtype=np.float32)[None, :, None]
         scale = np.asarray(self._norm["scale"][self.animals_[m]], dtype=np.float32)[None, :, None]
         counts = (counts - offset) / scale
-        windows = np.lib.stride_tricks.sliding_window_view(counts, w, axis=2)[:, :, starts, :]
         n_trials, n_units = counts.shape[:2]
-        return np.ascontiguousarray(windows.transpose(0, 2, 1, 3)).reshape(n_trials * starts.size, n_units * w)
+        return cut(counts, starts, w).reshape(n_trials * starts.size, n_units * w)
 
     def _trial_coords(self, da: xr.DataArray) -> dict[str, Any]:
         coords: dict[str, Any] = {"trial": da["trial"].values}
@@ -756,9 +755,14 @@ class MultiAnimalModel:
         the model's own uncertainty about the target's expected counts, and their average
         estimates E_q[expected counts] (which, for a nonlinear decoder or link, differs
         from the posterior-mean prediction; e.g. exp(w.mu + b + sum_k w_k^2 s_k^2 / 2)
-        instead of exp(w.mu + b) for a linear decoder with the exp link). Either way, where
-        sub-windows overlap the predictions of every window covering a bin are averaged
-        (per draw; bins no window covers are NaN).
+        instead of exp(w.mu + b) for a linear decoder with the exp link). Either way the
+        sub-windows decoded are those at *every* offset (stride 1), whatever the stride
+        of training, and the predictions of every sub-window covering a bin are averaged
+        (per draw): each bin is predicted from every position of the sub-window and every
+        bin gets a prediction. (Decoding only the training offsets predicts bin b only
+        from positions p with p = b mod stride, whose weights were fitted on that residue
+        class of bins alone: a period-``stride`` artefact, the sawtooth at stride 2; see
+        :mod:`neurovamp.data.subwindows`.)
 
         Parameters
         ----------
@@ -801,7 +805,7 @@ class MultiAnimalModel:
         s = self._animal_index(source)
         t = self._animal_index(target)
         da = self._as_modality(da, source)
-        starts = self._starts(da.sizes["time"])
+        starts = prediction_starts(da.sizes["time"], self._bins["window"])
         x = self._samples(da, s, starts)
         n_trials, n_bins = da.sizes["trial"], da.sizes["time"]
         attrs = self._generation_attrs(da, source, target)
@@ -865,21 +869,14 @@ class MultiAnimalModel:
         """Average overlapping sub-window predictions per bin, on the count scale.
 
         ``pred`` is ``(..., n_windows, n_units * window)`` of normalised predictions;
-        returns ``(..., n_units, n_bins)`` mapped back to counts and clipped at 0, NaN
-        where no window covers a bin.
+        returns ``(..., n_units, n_bins)`` mapped back to counts and clipped at 0
+        (:func:`neurovamp.data.subwindows.overlap_average`).
         """
-        w = self._bins["window"]
         n_units = len(self._units[target])
-        pred = pred.reshape(pred.shape[:-1] + (n_units, w))
-        scale = np.asarray(self._norm["scale"][target])[None, :, None]
-        offset = np.asarray(self._norm["offset"][target])[None, :, None]
-        total = np.zeros(pred.shape[:-3] + (n_units, n_bins))
-        cover = np.zeros(n_bins)
-        for j, start in enumerate(starts):
-            total[..., start : start + w] += pred[..., j, :, :] * scale + offset
-            cover[start : start + w] += 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(cover > 0, total / np.maximum(cover, 1), np.nan)
+        pred = pred.reshape(pred.shape[:-1] + (n_units, self._bins["window"]))
+        scale = np.asarray(self._norm["scale"][target])[:, None]
+        offset = np.asarray(self._norm["offset"][target])[:, None]
+        out = overlap_average(pred * scale + offset, starts, n_bins)
         return np.clip(out, 0.0, None)  # Gaussian means can be negative; NaN stays NaN
 
     def _generation_coords(self, da: xr.DataArray, target: str) -> dict[str, Any]:

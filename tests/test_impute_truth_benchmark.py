@@ -1,0 +1,37 @@
+"""benchmarks/impute_truth.py is importable and its table is what it says (a tiny, quick run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "impute_truth.py"
+    spec = importlib.util.spec_from_file_location("impute_truth", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NEUROVAMP_SLOW") != "1", reason="set NEUROVAMP_SLOW=1 to run")
+def test_run_benchmark_returns_one_scored_row_per_model_and_seed(bench):
+    table = bench.run_benchmark(["mmvm"], [0], model_kwargs=dict(latent_dim=2, hidden=[]),
+                                fit_kwargs=dict(epochs=2, patience=None), n_samples=4, progress=False)
+    assert list(table["model"]) == ["mmvm"] and list(table["seed"]) == [0]
+    row = table.iloc[0]
+    assert (row["target"], row["odor"]) == ("rat3", "E")
+    for key in ("coverage", "coverage_posterior"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["coverage"] >= row["coverage_posterior"] - 0.05  # the model error widens the band
+    for key in ("r", "generic_r", "cond_r", "true_generic_r"):
+        assert -1.0 <= row[key] <= 1.0
+    assert np.isfinite(row["bps_vs_generic"]) and np.isfinite(row["alignment_identity_mean_r2"])
+    summary = bench.summarise(table)
+    assert "±" not in summary.loc["mmvm", "r"]  # one seed: no sd
