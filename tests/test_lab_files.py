@@ -299,6 +299,15 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path, lab_file, capsys):
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_pair_bins_on_a_label_that_is_not_continuous(tmp_path, lab_file, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = _run(["fit", str(lab_file), "--out", str(out_dir), "--trials", "epochs", "--windows", "20",
+                           "--bin", "10", "--pair-by", "interval", "--pair-bins", "3"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--pair-bins) needs a continuous (float) label, but 'interval' holds int64 values" in err
+    assert not out_dir.exists()
+
+
 def test_cli_info_windows_behavior(lab_file, capsys):
     code, out, err = _run(["info", str(lab_file), "--trials", "epochs", "--windows", "20", "--bin", "10",
                            "--behavior", "Position", "--units", "location=CA1"], capsys)
