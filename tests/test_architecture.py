@@ -36,6 +36,8 @@ FLOORS: dict[str, str] = {
     "neurovamp.errors": "base",
     "neurovamp._files": "base",
     "neurovamp._jsonfile": "base",
+    "neurovamp._budget": "base",
+    "neurovamp._outputs": "base",
     "neurovamp.data": "data",
     "neurovamp.io": "io",
     "neurovamp.models": "models",

@@ -19,7 +19,7 @@ from neurovamp.data.dataset import animals, get_behavior, get_modality, load_dat
 from neurovamp.data.pairing import bin_label, pair_trials
 from neurovamp.errors import DataError
 from neurovamp.io.nwb import read_nwb, read_nwb_dataset
-from neurovamp.io.nwb_contents import describe_nwb
+from neurovamp.io.nwb_info import describe_nwb
 
 #: Trials of the lab files: start times (s) and the pole-in time counted from each start.
 STARTS = np.array([300.0, 310.0, 320.0, 330.0])

@@ -116,7 +116,7 @@ def info_command(args: argparse.Namespace) -> int:
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
     from neurovamp.data.dataset import DATASET_SUFFIXES, animals, get_modality, load_recordings
-    from neurovamp.io.nwb_contents import describe_nwb
+    from neurovamp.io.nwb_info import describe_nwb
 
     recording = recording_settings(args)
     contents = [describe_nwb(p) for p in args.paths if Path(p).suffix.lower() not in DATASET_SUFFIXES]
@@ -155,7 +155,7 @@ def info_command(args: argparse.Namespace) -> int:
 
 
 def format_file_contents(contents: dict[str, Any]) -> str:
-    """Readable listing of :func:`neurovamp.io.nwb_contents.describe_nwb`'s result.
+    """Readable listing of :func:`neurovamp.io.nwb_info.describe_nwb`'s result.
 
     Parameters
     ----------
