@@ -55,7 +55,8 @@ pythae themselves need ``--no-deps``.
 Usage::
 
     OMP_NUM_THREADS=1 /work/venv-peers/bin/python benchmarks/bench_peers.py --quick   # 1 seed, few epochs
-    OMP_NUM_THREADS=1 /work/venv-peers/bin/python benchmarks/bench_peers.py           # the recorded run
+    OMP_NUM_THREADS=1 /work/venv-peers/bin/python benchmarks/bench_peers.py --jobs 3  # the recorded run
+    /work/venv-peers/bin/python benchmarks/bench_peers.py --from-jsonl  # rewrite peers.md from peers.jsonl
 """
 
 from __future__ import annotations
@@ -91,16 +92,17 @@ CONDITIONS = ("A", "B", "C", "D")
 METHODS = ("mmvm", "cebra", "mopoe", "mmvae+")
 LATENT_COLS = ("decode", "shared", "align_r2", "consistency")
 GEN_COLS = ("heldout_bps", "heldout_bps_generic", "heldout_r", "novel_bps", "novel_bps_generic", "novel_r")
-COST_COLS = ("fit_s", "samples_per_s")
+COST_COLS = ("fit_s", "fit_cpu_s", "samples_per_s")
 COLUMNS = LATENT_COLS + GEN_COLS + COST_COLS
 TITLES = {
     "decode": "odor acc. per rat", "shared": "odor acc. shared", "align_r2": "align R² (CV)",
     "consistency": "CEBRA consistency", "heldout_bps": "held-out bps (flat null)",
     "heldout_bps_generic": "held-out bps (generic null)", "heldout_r": "held-out cond. r",
     "novel_bps": "novel odor bps (flat)", "novel_bps_generic": "novel odor bps (generic)",
-    "novel_r": "novel odor cond. r", "fit_s": "fit s", "samples_per_s": "samples/s",
+    "novel_r": "novel odor cond. r", "fit_s": "fit s (wall)", "fit_cpu_s": "fit CPU s",
+    "samples_per_s": "samples/s (wall)",
 }
-LOWER_IS_BETTER = {"fit_s"}
+LOWER_IS_BETTER = {"fit_s", "fit_cpu_s"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -192,6 +194,8 @@ def winners(summary: dict[str, dict[str, tuple[float, float, int]]]) -> dict[str
     """Column → the method with the best mean (lowest for fit time)."""
     best = {}
     for col in COLUMNS:
+        if col == "samples_per_s":  # CEBRA's samples are not the VAEs' samples: no winner
+            continue
         have = {m: s[col][0] for m, s in summary.items() if col in s}
         if have:
             pick = min if col in LOWER_IS_BETTER else max
@@ -208,8 +212,9 @@ def _cell(stat: tuple[float, float, int] | None, col: str) -> str:
 
 
 def markdown_table(summary: dict[str, dict[str, tuple[float, float, int]]], cols: tuple[str, ...]) -> str:
-    """One table of mean ± sd; the best mean of each column in bold."""
+    """One table of mean ± sd; the best mean of each column in bold (columns nobody has are left out)."""
     best = winners(summary)
+    cols = tuple(c for c in cols if any(c in stats for stats in summary.values()))
     head = "| method | " + " | ".join(TITLES[c] for c in cols) + " |\n|---|" + "---|" * len(cols) + "\n"
     lines = []
     for name, stats in summary.items():
@@ -299,9 +304,11 @@ def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -
         "## Cost",
         "",
         markdown_table(summary, COST_COLS),
-        "Fit time is wall clock with 1 torch thread on a machine shared with other work (noisy). samples/s: "
+        f"Fit time is wall clock with 1 torch thread per fit and {meta['jobs']} seed(s) fitted at once, on 2 cores "
+        f"shared with other work (load average {meta['loadavg_before'][0]:.1f} → {meta['loadavg_after'][0]:.1f}): "
+        "every fit got a similar small share of a core, so compare methods within this run only. samples/s: "
         "VAEs count training samples (pair × sub-window) × epochs run; CEBRA counts batch size × iterations "
-        "(time points, with its negatives), so the two are not the same unit.",
+        "(time points, with its negatives), so the two are not the same unit and the column has no winner.",
         "",
         f"![held-out scores]({fig.name})",
         "",
