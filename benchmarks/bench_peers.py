@@ -319,12 +319,14 @@ def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -
         "## Settings",
         "",
         "- neurovamp MMVM: `MultiAnimalModel(\"mmvm\")` defaults "
-        f"({meta.get('mmvm_config', '?')}), Adam lr 1e-3, batch 128, ≤ {meta['epochs']} epochs, "
+        f"({meta.get('mmvm_config', '?')}), Adam lr 1e-3, batch 128, ≤ {meta['max_epochs']} epochs, "
         f"early stopping (patience {meta['patience']}).",
         f"- CEBRA {meta['versions'].get('cebra', '?')} multi-session: offset10-model, batch 512, lr 3e-4, "
         f"temperature 1, cosine distance, output dimension 8, discrete label = odor, {meta['cebra_iterations']} "
         "iterations (CEBRA's default is 10 000; fewer here to fit the 2 shared cores: CEBRA is undertrained), trained on the training "
-        "trials concatenated per rat; embeddings read at each sub-window's centre bin, trial by trial.",
+        "trials concatenated per rat, of the odors every rat has (A-C: CEBRA's discrete multi-session sampler fails with an "
+        "IndexError when a session lacks a label, and rat4 never smelled D); each 10-bin sub-window is one receptive field "
+        "of the rat's encoder, so its latents line up with the VAEs' sub-window latents.",
         f"- MultiVae {meta['versions'].get('multivae', '?')} MoPoE and MMVAE+ (K = {meta['mmvae_k']} importance "
         "samples, MultiVae's default is 10; private latent 4 per rat): per-rat MLP encoders/decoders 128 wide, latent 8 (neurovamp's default sizes), Poisson "
         "reconstruction log-likelihood (MultiVae has none; set in place of its Gaussian default), the same training "
@@ -354,7 +356,7 @@ def write_report(rows: list[dict[str, Any]], meta: dict[str, Any], path: Path) -
 
 
 META_KEYS = ("timestamp", "command", "quick", "elapsed_s", "machine", "loadavg_before", "loadavg_after",
-             "torch_threads", "jobs", "data", "epochs", "patience", "cebra_iterations", "mmvae_k", "mmvm_config",
+             "torch_threads", "jobs", "data", "max_epochs", "patience", "cebra_iterations", "mmvae_k", "mmvm_config",
              "torchvision_shim", "versions", "failures")
 
 
@@ -366,6 +368,9 @@ def last_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     stamp = records[-1]["timestamp"]
     rows = [r for r in records if r["timestamp"] == stamp]
     meta = {k: rows[0].get(k) for k in META_KEYS}
+    if meta["max_epochs"] is None:  # records before "max_epochs": the rows' "epochs" is epochs *run*
+        meta["max_epochs"] = parse_args(shlex.split(meta["command"])[3:]).epochs
+    meta["jobs"] = meta["jobs"] or 1
     return rows, meta
 
 
@@ -445,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                  f"{simulation_config(0).n_trials} trials each, window {simulation_config(0).window} s, {simulation_config(0).bin_size * 1000:.0f} ms bins, "
                  "rat4 never smells D; odors A-D paired (`pair_trials`, truncate), 70/15/15 % train/val/test trials, "
                  "10-bin sub-windows every 2 bins."),
-        "epochs": args.epochs, "patience": args.patience, "cebra_iterations": args.cebra_iterations,
+        "max_epochs": args.epochs, "patience": args.patience, "cebra_iterations": args.cebra_iterations,
         "mmvae_k": args.mmvae_k,
         "mmvm_config": None if mmvm is None else ", ".join(
             f"{k}={mmvm[k]}" for k in ("likelihood", "latent_dim", "hidden", "decoder", "alpha", "beta") if k in mmvm),
