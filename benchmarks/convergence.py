@@ -78,7 +78,7 @@ def sim_data(seed: int, trials: int):  # noqa: ANN201
     from neurovamp.data.dataset import make_dataset
     from neurovamp.simulate import SimulationConfig, simulate_experiment
 
-    cfg = SimulationConfig.small(seed=1000 + seed, n_trials=trials, window=(0.0, 1.0), bin_size=0.02)
+    cfg = SimulationConfig.small(seed=1000 + seed, n_trials=trials, window=(-0.2, 1.0), bin_size=0.02)
     sim = simulate_experiment(cfg)
     tree = make_dataset([sim.to_modality(rat) for rat in sim.rats])
     paired = pair_trials(tree, by="odor", strategy="resample", conditions=list(CONDITIONS),
