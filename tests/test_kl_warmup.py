@@ -28,6 +28,7 @@ def test_weight_schedule_and_validation():
     cfg = TrainingConfig(kl_warmup=4)
     assert [cfg.kl_weight(e) for e in (1, 2, 3, 4, 5, 40)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert TrainingConfig(kl_warmup=0).kl_weight(1) == 1.0
+    assert TrainingConfig().kl_warmup == 50  # neurovamp's default (docs/defaults.md)
     for bad in (-1, 2.5, True, "3"):
         with pytest.raises(ConfigError, match="kl_warmup"):
             TrainingConfig(kl_warmup=bad)
@@ -38,17 +39,17 @@ def test_warmup_epoch_minimises_rec_plus_weighted_regulariser(paired):
     """Epoch 1 of a 4-epoch warm-up with beta=1 takes the steps of beta=0.25 without warm-up."""
     one = dict(CFG, epochs=1)
     warm = module(paired, beta=1.0)
-    fit_module(warm, paired, TrainingConfig(**one, kl_warmup=4), progress=False)
+    fit_module(warm, paired, TrainingConfig(**{**one, "kl_warmup": 4}), progress=False)
     scaled = module(paired, beta=0.25)
-    fit_module(scaled, paired, TrainingConfig(**one, kl_warmup=0), progress=False)
+    fit_module(scaled, paired, TrainingConfig(**{**one, "kl_warmup": 0}), progress=False)
     assert_same_params(params(warm), params(scaled))
     plain = module(paired, beta=1.0)
-    fit_module(plain, paired, TrainingConfig(**one, kl_warmup=0), progress=False)
+    fit_module(plain, paired, TrainingConfig(**{**one, "kl_warmup": 0}), progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(params(plain).values(), params(warm).values()))
 
 
 def test_history_and_early_stopping_wait_for_the_full_objective(paired):
-    cfg = TrainingConfig(**{**CFG, "epochs": 12, "patience": 1}, kl_warmup=5)
+    cfg = TrainingConfig(**{**CFG, "epochs": 12, "patience": 1, "kl_warmup": 5})
     history = fit_module(module(paired), paired, cfg, progress=False)
     assert history["train/kl_weight"][:6] == [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
     # patience 1 would stop at epoch 2 if warm-up epochs counted; none of them can be best

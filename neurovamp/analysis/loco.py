@@ -14,11 +14,16 @@ against the animal's real activity in that condition:
 - ``r`` / ``r2``: correlation and R² of the condition-specific part,
   (imputed - generic) vs (observed PSTH - generic), over units x bins; ``r2`` is
   1 - SS(imputed - observed) / SS(generic - observed), so 0 is the generic prediction's
-  score and 1 a perfect one;
+  score and 1 a perfect one. The generic prediction subtracted on the two sides comes
+  from disjoint halves of the animal's other trials, so that its sampling noise does not
+  correlate the two differences;
 - the same for the generic prediction itself (``generic_bps_flat``), the null beside it.
 
-This works without ground truth, on real recordings. Scorers
---------------------------------------------------------------
+PSTHs (the generic prediction and the observed condition mean) are smoothed with a
+Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real recordings.
+
+Scorers
+-------
 :func:`generic_prediction` and :func:`condition_scores` are this module's own (marked
 ``LOCAL SCORER``): the generic-null scorers of :mod:`neurovamp.analysis.metrics` were
 being written in parallel; when they exist, these two can delegate to them (same
@@ -63,7 +68,45 @@ _SUMMARY_KEYS = ("bps_flat", "bps_generic", "generic_bps_flat", "r", "r2")
 
 
 # --------------------------------------------------------------------- LOCAL SCORER
-def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: Any = None) -> np.ndarray:
+#: Gaussian smoothing (s) of the PSTHs the scores compare: trial-averaged counts of a few
+#: dozen trials in 10-20 ms bins are mostly zeros for low-rate units, which makes an
+#: unsmoothed PSTH a poor null (log of ~0) and a noisy reference.
+SMOOTH_S = 0.05
+
+
+def smooth_psth(values: np.ndarray, sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing along the last (time) axis, normalised at the edges.
+
+    Parameters
+    ----------
+    values
+        ``(..., time)`` array.
+    sigma_bins
+        Standard deviation of the kernel in bins; 0 returns ``values`` unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; each bin the kernel-weighted mean of the bins inside the window.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if sigma_bins <= 0:
+        return values
+    half = int(np.ceil(3 * sigma_bins))
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
+    n = values.shape[-1]
+    out = np.zeros_like(values)
+    weight = np.zeros(n)
+    for k, w in zip(offsets, kernel):
+        lo, hi = max(0, -k), min(n, n - k)
+        out[..., lo:hi] += w * values[..., lo + k:hi + k]
+        weight[lo:hi] += w
+    return out / weight
+
+
+def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: Any = None, *,
+                       half: int | None = None, sigma_bins: float = 0.0) -> np.ndarray:
     """The animal's own mean response over its conditions (the "generic" prediction).
 
     LOCAL SCORER (see the module docstring): swap for the shared one when merged.
@@ -76,6 +119,11 @@ def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: A
         ``(trial,)`` condition label of every trial.
     exclude
         A condition left out of the average (the one being predicted); None keeps all.
+    half
+        0 or 1: use only the even- or odd-numbered trials of every condition (two
+        independent estimates, see :func:`condition_scores`); None: all trials.
+    sigma_bins
+        Gaussian smoothing over time of the result, in bins (0: none).
 
     Returns
     -------
@@ -98,11 +146,18 @@ def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: A
     kept = [c for c in dict.fromkeys(labels.tolist()) if exclude is None or c != exclude]
     if not kept:
         raise DataError(f"no trials of a condition other than {exclude!r}; the generic prediction is undefined")
-    return np.mean([counts[labels == c].mean(axis=0) for c in kept], axis=0)
+    means = []
+    for c in kept:
+        rows = np.flatnonzero(labels == c)
+        if half is not None and rows.size > 1:
+            rows = rows[int(half)::2]
+        means.append(counts[rows].mean(axis=0))
+    return smooth_psth(np.mean(means, axis=0), sigma_bins)
 
 
 def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarray,
-                     observed: np.ndarray | None = None) -> dict[str, float]:
+                     observed: np.ndarray | None = None, *, generic_pred: np.ndarray | None = None,
+                     generic_obs: np.ndarray | None = None, sigma_bins: float = 0.0) -> dict[str, float]:
     """Scores of an imputed condition against held-out trials and the generic null.
 
     LOCAL SCORER (see the module docstring): swap for the shared one when merged.
@@ -112,12 +167,21 @@ def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarra
     imputed
         ``(unit, time)`` imputed expected counts per bin for the condition.
     generic
-        ``(unit, time)`` the generic prediction (:func:`generic_prediction`), same units.
+        ``(unit, time)`` the generic prediction (:func:`generic_prediction`), same units:
+        the null of ``bps_generic``.
     counts
         ``(trial, unit, time)`` the animal's held-out counts in that condition.
     observed
-        ``(unit, time)`` the reference PSTH for the condition-specific scores; the trial
-        mean of ``counts`` when None (pass the true rate in simulation).
+        ``(unit, time)`` the reference PSTH of the condition-specific scores; the trial
+        mean of ``counts`` (smoothed by ``sigma_bins``) when None (pass the true rate in
+        simulation).
+    generic_pred, generic_obs
+        Generic predictions subtracted from ``imputed`` and from ``observed`` for ``r``
+        and ``r2`` (default: ``generic`` for both). Two estimates from disjoint trials
+        (``generic_prediction(..., half=0)`` and ``half=1``) keep the noise of the
+        generic estimate from correlating the two differences.
+    sigma_bins
+        Smoothing (bins) of the trial mean of ``counts`` when ``observed`` is None.
 
     Returns
     -------
@@ -134,7 +198,11 @@ def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarra
             f"condition_scores: imputed {imputed.shape}, generic {generic.shape} and counts "
             f"{counts.shape[1:]} (per trial) must have the same (unit, time) shape"
         )
-    observed = counts.mean(axis=0) if observed is None else np.asarray(observed, dtype=np.float64)
+    if observed is None:
+        observed = smooth_psth(counts.mean(axis=0), sigma_bins)
+    observed = np.asarray(observed, dtype=np.float64)
+    g_pred = generic if generic_pred is None else np.asarray(generic_pred, dtype=np.float64)
+    g_obs = generic if generic_obs is None else np.asarray(generic_obs, dtype=np.float64)
     shape = counts.shape
     out: dict[str, float] = {"n_trials": int(shape[0])}
     if counts.sum() > 0:
@@ -145,8 +213,8 @@ def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarra
         out["generic_bps_flat"] = bits_per_spike(null, counts)
     else:
         out.update(bps_flat=float("nan"), bps_generic=float("nan"), generic_bps_flat=float("nan"))
-    d_pred = (imputed - generic).ravel()
-    d_obs = (observed - generic).ravel()
+    d_pred = (imputed - g_pred).ravel()
+    d_obs = (observed - g_obs).ravel()
     ok = np.isfinite(d_pred) & np.isfinite(d_obs)
     if ok.sum() >= 2 and d_pred[ok].std() > 0 and d_obs[ok].std() > 0:
         out["r"] = float(np.corrcoef(d_pred[ok], d_obs[ok])[0, 1])
@@ -325,9 +393,13 @@ def fit_and_score(
     counts = np.asarray(held.values, dtype=np.float64)
     remaining = paired.modalities[animal]
     remaining = remaining.sel(unit=units) if "unit" in remaining.coords else remaining
-    generic = generic_prediction(np.asarray(remaining.values), np.asarray(remaining[by].values))
+    sigma = SMOOTH_S / bin_size
+    rest, labels = np.asarray(remaining.values), np.asarray(remaining[by].values)
+    generic = generic_prediction(rest, labels, sigma_bins=sigma)
+    halves = [generic_prediction(rest, labels, half=h, sigma_bins=sigma) for h in (0, 1)]
     ok = np.isfinite(rates).all(axis=0)  # bins no sub-window reached
-    scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok])
+    scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok], generic_pred=halves[0][:, ok],
+                              generic_obs=halves[1][:, ok], sigma_bins=sigma)
     row = {"animal": animal, "condition": _plain(condition), **scores,
            "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"])}
     if folder is not None:

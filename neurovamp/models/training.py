@@ -151,7 +151,9 @@ class TrainingConfig:
         counting only once the weight has reached 1 (epochs before ``kl_warmup``
         neither count against ``patience`` nor become the best epoch). The weight
         depends on the epoch alone, so a resumed run stays exact. Needs a ``"rec"``
-        term from the module.
+        term from the module. Default 50: neurovamp's MMVM otherwise stops at the KL's rise
+        with a nearly unused latent (``benchmarks/results/convergence.md``,
+        ``docs/defaults.md``).
     """
 
     epochs: int = 100
@@ -168,7 +170,7 @@ class TrainingConfig:
     explode_factor: float | None = 1e4
     monitor: str = "loss"
     compile: bool = False
-    kl_warmup: int = 0
+    kl_warmup: int = 50
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False) -> None:
