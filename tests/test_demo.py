@@ -126,7 +126,7 @@ def test_report_numbers_match_metrics_json(demo):
         assert gt["target"] == "rat3" and gt["by_odor"]["E"]["seen"] is False and gt["by_odor"]["A"]["seen"] is True
 
     report = (out / "report.md").read_text()
-    table = _report_table(report, "model", "odor decoding")
+    table = _report_table(report, "model", "| odor decoding |")
     assert list(table.index) == list(MODELS)
     for name in MODELS:
         animals = combined[name]["animals"]
