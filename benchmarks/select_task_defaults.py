@@ -137,6 +137,29 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_differences(rows: list[dict[str, Any]], base: str = "old") -> str:
+    """Candidate - ``base`` per seed (same data set), mean and the number of seeds where it is higher."""
+    keys = ("imp_r", "imp_bps_gen", "loco_r", "loco_bps_gen", "self_bps")
+    lines = ["| trials/rat | candidate - " + base + " | seeds | " + " | ".join(keys) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
+    for trials in sorted({r["trials"] for r in rows}):
+        ref = {r["seed"]: r for r in rows if r["candidate"] == base and r["trials"] == trials}
+        for name in CANDIDATES:
+            if name == base:
+                continue
+            mine = {r["seed"]: r for r in rows if r["candidate"] == name and r["trials"] == trials}
+            seeds = sorted(set(ref) & set(mine))
+            if not seeds:
+                continue
+            cells = []
+            for k in keys:
+                diffs = [mine[s][k] - ref[s][k] for s in seeds
+                         if mine[s].get(k) is not None and ref[s].get(k) is not None]
+                cells.append(f"{np.mean(diffs):+.3f} ({sum(d > 0 for d in diffs)}/{len(diffs)} higher)" if diffs else "")
+            lines.append(f"| {trials} | {name} | {len(seeds)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[60])
@@ -151,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         rows = [json.loads(line) for line in args.out.read_text().splitlines() if line.strip()]
         print(table(rows))
+        print(paired_differences(rows))
         return 0
     torch.set_num_threads(1)
     for trials in args.sizes:

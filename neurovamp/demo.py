@@ -1066,28 +1066,18 @@ def _other_seeds(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[s
             fitted.append(f"{name}/seed{seed}")
         per_seed[name].append(metrics)
     bar.close()
+    from neurovamp.analysis.report import seed_summary
+
     for name, runs in per_seed.items():
         values = [seed_scores(m) for m in runs]
-        keys = list(SEED_SCORES)
-        table = {k: [v[k] for v in values] for k in keys}
+        table = {k: [v[k] for v in values] for k in SEED_SCORES}
+        stats = seed_summary(table)
         metrics_by_model[name]["over_seeds"] = {
             "seeds": seeds,
             "values": table,
-            "mean": {k: _mean_or_nan(table[k]) for k in keys},
-            "sd": {k: _sd_or_nan(table[k]) for k in keys},
+            "mean": {k: float(stats.at[k, "mean"]) for k in SEED_SCORES},
+            "sd": {k: float(stats.at[k, "sd"]) for k in SEED_SCORES},
         }
-
-
-def _mean_or_nan(values: Sequence[float]) -> float:
-    arr = np.asarray(values, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.mean()) if arr.size else float("nan")
-
-
-def _sd_or_nan(values: Sequence[float]) -> float:
-    arr = np.asarray(values, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    return float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
 
 
 def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[str, dict[str, Any]], *,
