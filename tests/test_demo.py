@@ -164,7 +164,7 @@ def test_report_numbers_match_metrics_json(demo):
         assert _cell_numbers(cell)[0] == pytest.approx(over["mean"]["unseen_condition_r"], abs=6e-4)
         assert over["mean"]["unseen_condition_r"] == pytest.approx(
             combined[name]["ground_truth"]["by_odor"]["E"]["condition_r"])
-    loco = _report_table(report, "model", "held-out trials")
+    loco = _report_table(report, "model", "| held-out trials |")
     for name in MODELS:
         fit = combined[name]["leave_condition_out"]["fits"][0]
         assert (fit["animal"], fit["condition"]) == ("rat3", "D")
