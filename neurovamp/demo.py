@@ -103,6 +103,12 @@ class DemoSettings:
         Training options (``--batch-size``, ``--patience``).
     decode_labels
         Labels decoded by the evaluation.
+    n_seeds
+        Seeds every model is fitted with: ``seed``, ``seed + 1``, ...; the report gives
+        mean ± SD over them and says which differences are within their noise.
+    loco
+        ``(animal, condition)`` hidden from that animal for the leave-one-condition-out
+        fit of every model (seed ``seed``), or None for none.
     """
 
     models: tuple[str, ...] = DEMO_MODELS
@@ -122,6 +128,8 @@ class DemoSettings:
     batch_size: int = 128
     patience: int = 20
     decode_labels: tuple[str, ...] = ("odor", "position")
+    n_seeds: int = 3
+    loco: tuple[str, str] | None = ("rat3", "D")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dictionary of every setting (tuples as lists).
@@ -151,6 +159,7 @@ def demo_settings(
     epochs: int | None = None,
     seed: int = 0,
     quick: bool = False,
+    n_seeds: int | None = None,
 ) -> DemoSettings:
     """Settings of a demo run, validated.
 
@@ -164,6 +173,8 @@ def demo_settings(
         Seed of everything random.
     quick
         Seconds-long settings for tests: 50 ms bins, 4-bin sub-windows every 4 bins.
+    n_seeds
+        Seeds per model (default 3; ``quick``: 1).
 
     Returns
     -------
@@ -190,10 +201,15 @@ def demo_settings(
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+    if n_seeds is None:
+        n_seeds = 1 if quick else DemoSettings.n_seeds
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 1:
+        raise ConfigError(f"n_seeds (--seeds) must be a positive integer, got {n_seeds!r}")
     extra: dict[str, Any] = {}
     if quick:
         extra = dict(bin_size=0.05, subwindow=4, stride=4, patience=5)
-    return DemoSettings(models=models, epochs=int(epochs), seed=int(seed), quick=bool(quick), **extra)
+    return DemoSettings(models=models, epochs=int(epochs), seed=int(seed), quick=bool(quick), n_seeds=int(n_seeds),
+                        **extra)
 
 
 @dataclass
@@ -431,6 +447,7 @@ def _ground_truth_scores(model: Any, paired: Any, ground_truth: Any, conditions:
             "seen": odor in seen,
         }
         if odor == MISSING_ODOR:
+            by_odor[odor].update(_generic_null_scores(paired, target, imputed, ground_truth, conditions, seen))
             curves = {
                 "time": time,
                 "unit": np.asarray(imputed["unit"].values),
@@ -439,6 +456,43 @@ def _ground_truth_scores(model: Any, paired: Any, ground_truth: Any, conditions:
                 "truth": truth,
             }
     return {"target": target, "missing_odor": MISSING_ODOR, "by_odor": by_odor, "_curves": curves}
+
+
+def _generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: Any, conditions: Sequence[str],
+                         seen: set) -> dict[str, Any]:
+    """The imputed unseen odor against the target's generic prediction (its mean over the seen odors).
+
+    ``condition_r`` / ``condition_r2``: (imputed - true generic) vs (true rate - true
+    generic), the true generic being the mean of the true rates over the seen odors;
+    ``bps_generic``: bits/spike of the imputed rates against the data's generic prediction
+    (smoothed PSTH mean over the seen odors) on Poisson draws of the true rate (200 trials,
+    fixed seed), ``bps_flat`` the same against a flat rate per unit, ``generic_bps_flat``
+    the generic prediction against the flat rate; ``generic_correlation`` the generic
+    prediction's correlation with the true rate (beside the imputation's).
+    """
+    from neurovamp.analysis.loco import SMOOTH_S, condition_scores, generic_prediction
+
+    bin_size = float(imputed.attrs["bin_size"])
+    time = np.asarray(imputed["time"].values, dtype=float)
+    rates = np.asarray(imputed["rates"].values, dtype=float) * bin_size
+    mod = paired.modalities[target]
+    if "unit" in mod.coords and "unit" in imputed.coords:
+        mod = mod.sel(unit=imputed["unit"].values)
+    mod = mod.sel(time=time, method="nearest")
+    generic = generic_prediction(np.asarray(mod.values), np.asarray(mod["odor"].values),
+                                 sigma_bins=SMOOTH_S / bin_size)
+    truth = true_condition_rates(ground_truth, target, MISSING_ODOR, time, bin_size) * bin_size
+    true_generic = np.mean([true_condition_rates(ground_truth, target, o, time, bin_size)
+                            for o in conditions if o in seen], axis=0) * bin_size
+    ok = np.isfinite(rates).all(axis=0) & np.isfinite(generic).all(axis=0)
+    draws = np.random.default_rng(0).poisson(np.broadcast_to(truth, (200, *truth.shape))).astype(float)
+    scores = condition_scores(rates[:, ok], generic[:, ok], draws[:, :, ok], observed=truth[:, ok],
+                              generic_pred=true_generic[:, ok], generic_obs=true_generic[:, ok])
+    return {
+        "condition_r": scores["r"], "condition_r2": scores["r2"], "bps_generic": scores["bps_generic"],
+        "bps_flat": scores["bps_flat"], "generic_bps_flat": scores["generic_bps_flat"],
+        "generic_correlation": _corr(generic[:, ok], truth[:, ok]),
+    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -564,7 +618,7 @@ def _imputation_figure(truth_by_model: Mapping[str, Mapping[str, Any]], path: Pa
 
 # --------------------------------------------------------------------------- evaluation
 def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fit_seconds: float | None,
-                    ground_truth: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+                    ground_truth: Any, figures: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate one fitted run: metrics.json and figures/ in the run folder."""
     from neurovamp.analysis.evaluate import evaluate_model
     from neurovamp.models.estimator import MultiAnimalModel
@@ -578,8 +632,8 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     metrics["fit"] = fit
     truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}
-    write_evaluation(run_dir, metrics, model=model, paired=paired, label=s.decode_labels[0], seed=s.seed,
-                     overwrite=True)
+    write_evaluation(run_dir, metrics, model=model if figures else None, paired=paired, label=s.decode_labels[0],
+                     seed=s.seed, overwrite=True)
     return metrics, truth
 
 
@@ -609,29 +663,35 @@ _METRIC_NOTES = [
 ]
 
 
-def _summary_sentence(table: pd.DataFrame, label: str) -> str:
-    if "mmvm" not in table.index or len(table.index) < 2:
-        return ""
-    others = [m for m in table.index if m != "mmvm"]
-    parts = []
-    for column, what in (
-        (f"shared_decoding_{label}", f"shared {label} decoding"),
-        ("alignment_r2", "alignment R²"),
-        ("bits_per_spike", "imputation bits/spike"),
-        ("coherence", "coherence"),
-    ):
-        if column not in table.columns or not np.isfinite(table.at["mmvm", column]):
-            continue
-        best_other = table.loc[others, column].max()
-        if not np.isfinite(best_other):
-            continue
-        rank = int((table[column] > table.at["mmvm", column]).sum()) + 1
-        parts.append(
-            f"{what} {table.at['mmvm', column]:.3f} (best baseline {best_other:.3f}; MMVM ranks {rank}/{len(table)})"
-        )
-    if not parts:
-        return ""
-    return "Headline: MMVM " + "; ".join(parts) + "."
+def _seed_sentences(metrics_by_model: Mapping[str, Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """Sentences comparing MMVM with the best other model on each score, from the numbers over seeds."""
+    from neurovamp.analysis.report import compare_over_seeds
+
+    out = []
+    for key in keys:
+        values = {name: ((m.get("over_seeds") or {}).get("values") or {}).get(key) for name, m in metrics_by_model.items()}
+        values = {name: v for name, v in values.items() if v is not None}
+        title, higher = SEED_SCORES[key]
+        sentence = compare_over_seeds(values, title, higher_is_better=higher) if values else ""
+        if sentence:
+            out.append(sentence)
+    return out
+
+
+def _seed_table(metrics_by_model: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Model x score: ``mean ± SD`` over seeds (text cells) of the :data:`SEED_SCORES`."""
+    from neurovamp.analysis.report import format_mean_sd
+
+    rows = {}
+    for name, metrics in metrics_by_model.items():
+        over = metrics.get("over_seeds") or {}
+        rows[name] = {
+            SEED_SCORES[k][0]: format_mean_sd(over.get("mean", {}).get(k), over.get("sd", {}).get(k))
+            for k in SEED_SCORES
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "model"
+    return table
 
 
 def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str, Mapping[str, Any]],
@@ -642,10 +702,13 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
     report.paragraph(_INTRO)
     if s.quick:
         report.paragraph("> **Quick mode** (`--quick`): tiny settings for testing; the numbers are not meaningful.")
-    label = s.decode_labels[0]
-    headline = _summary_sentence(table, label)
+    n_seeds = max((len((m.get("over_seeds") or {}).get("seeds") or [0]) for m in metrics_by_model.values()),
+                  default=1)
+    headline = _seed_sentences(metrics_by_model, ["unseen_condition_r", "unseen_bps_generic", "loco_bps_generic",
+                                                  "shared_decoding_odor", "alignment_r2"])
     if headline:
-        report.paragraph(headline)
+        report.paragraph(f"**Headline** (computed from the numbers below; {n_seeds} seed(s), mean ± SD over seeds):")
+        report.bullets(headline)
 
     report.section("Settings")
     report.bullets([
@@ -654,9 +717,19 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
         f"pairing: by `{s.pair_by}` ({', '.join(s.conditions)}; {MISSING_RAT} masked for odor {MISSING_ODOR}), "
         f"strategy `{s.strategy}`, split {'/'.join(f'{f:g}' for f in s.split)}, sub-windows of {s.subwindow} bins "
         f"every {s.stride} bins",
-        f"training: up to {s.epochs} epochs, batch {s.batch_size}, early stopping patience {s.patience}, seed {s.seed}",
+        f"training: up to {s.epochs} epochs, batch {s.batch_size}, early stopping patience {s.patience}, "
+        f"seeds {', '.join(str(s.seed + k) for k in range(s.n_seeds))} (the per-animal tables below are seed {s.seed})",
         f"models: {', '.join(s.models)}; total demo time {seconds:.0f} s",
     ])
+
+    report.section("Over seeds")
+    report.paragraph(
+        f"Every model was fitted with {n_seeds} seed(s) (split, pairs and initialisation change with the seed). "
+        "Mean ± SD over seeds; the leave-one-condition-out fit is run for the first seed only. A difference is "
+        "called clear when it has the same sign on every seed and exceeds twice its standard error."
+    )
+    report.table(_seed_table(metrics_by_model), caption="`over_seeds` in `metrics.json`.", titles={})
+    report.bullets(_seed_sentences(metrics_by_model, [k for k in SEED_SCORES]))
 
     report.section("Comparison")
     wanted = []
@@ -693,9 +766,7 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
     if n_test:
         report.paragraph(
             f"**Caveat:** the held-out scores use the test split, {n_test} trials per animal here (a few per "
-            "odor), so differences of a few hundredths between models are within the noise; the SD over "
-            "animals gives a sense of it. Differences between aligned and non-aligned models (shared decoding, "
-            "alignment R², coherence) are much larger than that."
+            "odor) of one seed; whether a difference between models survives the noise is said in *Over seeds*."
         )
     if figures.get("comparison"):
         report.image(figures["comparison"], "metrics per model",
@@ -716,6 +787,27 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
             f"odor {MISSING_ODOR} correlation": unseen.get("correlation"),
             "seen odors R²": np.nanmean([_nan(by_odor[o].get("r2")) for o in seen]) if seen else np.nan,
         })
+    generic_row = None
+    for name, metrics in metrics_by_model.items():
+        unseen = ((metrics.get("ground_truth") or {}).get("by_odor") or {}).get(MISSING_ODOR) or {}
+        if "condition_r" in unseen:
+            for row in truth_rows:
+                if row["model"] == name:
+                    row.update({
+                        "condition-specific r": unseen.get("condition_r"),
+                        "condition-specific R²": unseen.get("condition_r2"),
+                        "bits/spike vs generic": unseen.get("bps_generic"),
+                        "bits/spike vs flat": unseen.get("bps_flat"),
+                    })
+            if generic_row is None:
+                generic_row = {
+                    "model": f"generic ({MISSING_RAT}'s mean over its odors)",
+                    f"odor {MISSING_ODOR} correlation": unseen.get("generic_correlation"),
+                    "condition-specific r": np.nan, "condition-specific R²": 0.0,
+                    "bits/spike vs generic": 0.0, "bits/spike vs flat": unseen.get("generic_bps_flat"),
+                }
+    if generic_row is not None:
+        truth_rows.append(generic_row)
     if truth_rows:
         truth_table = pd.DataFrame(truth_rows).set_index("model").astype(float)
         report.paragraph(
@@ -724,7 +816,11 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
             f"other rats' odor-{MISSING_ODOR} trials (encode with the source rat's encoder, decode with "
             f"{MISSING_RAT}'s decoder, average over trials and sources) and is scored against the truth: R² over "
             "units and time bins, the same after removing each unit's mean (*modulation*), and the correlation. "
-            "*Seen odors R²* is the same score for the odors rat3 did experience (their mean)."
+            "*Seen odors R²* is the same score for the odors rat3 did experience (their mean). The *generic* "
+            f"prediction is {MISSING_RAT}'s own mean response over the odors it smelled: *condition-specific* r "
+            "and R² compare (imputed − generic) with (true − generic) (R² 0 = no better than the generic "
+            "prediction), and bits/spike vs generic is > 0 only when the imputation adds odor-specific "
+            f"information (scored on 200 Poisson draws of the true odor-{MISSING_ODOR} rate; seed {s.seed})."
         )
         report.table(truth_table, titles={}, bold_best={c: "max" for c in truth_table.columns})
     if figures.get("imputation"):
@@ -734,10 +830,34 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
             f"the ones the unseen odor modulates most.",
         )
 
+    loco_rows = []
+    for name, metrics in metrics_by_model.items():
+        fits = (metrics.get("leave_condition_out") or {}).get("fits") or []
+        for fit in fits:
+            loco_rows.append({"model": name, "condition-specific r": fit.get("r"), "condition-specific R²": fit.get("r2"),
+                              "bits/spike vs generic": fit.get("bps_generic"), "bits/spike vs flat": fit.get("bps_flat"),
+                              "generic: bits/spike vs flat": fit.get("generic_bps_flat"),
+                              "held-out trials": fit.get("n_trials")})
+    if loco_rows and s.loco is not None:
+        report.section("Leave-one-condition-out (no ground truth needed)")
+        animal, condition = s.loco
+        report.paragraph(
+            f"Each model was refitted with {animal}'s odor-{condition} trials removed (the other rats keep theirs), "
+            f"then {animal}'s odor {condition} was imputed from the other rats and scored against its real "
+            f"odor-{condition} trials, as `neurovamp evaluate RUN --leave-condition-out` does for every animal and "
+            "condition. The generic prediction (its mean over the other odors) is the null of *bits/spike vs "
+            "generic*; its own score against a flat rate is in the last column."
+        )
+        report.table(pd.DataFrame(loco_rows).set_index("model").astype(float), titles={},
+                     bold_best={"condition-specific r": "max", "condition-specific R²": "max",
+                                "bits/spike vs generic": "max", "bits/spike vs flat": "max"},
+                     digits={"held-out trials": 0})
+
     report.section("Cross-animal alignment")
+    align = _seed_sentences(metrics_by_model, ["alignment_r2"])
     report.paragraph(
         "Entry (i, j): held-out R² of a linear map from animal i's odor-averaged latent trajectories to animal j's. "
-        "Independent VAEs learn unrelated latent spaces; MMVM's mixture prior pulls them together."
+        + (align[0] if align else "No model has a cross-validated alignment score here, so no ranking is given.")
     )
     if figures.get("alignment"):
         report.image(figures["alignment"], "alignment matrices")
@@ -757,6 +877,8 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
         "`metrics.json`: model → the full metrics (per animal, per label; `neurovamp evaluate` schema)",
         "`comparison.csv`: the comparison table above",
         "`runs/<model>/`: run folder of each model (`neurovamp fit` layout) with its `metrics.json` and `figures/`",
+        "`runs/seed<k>/<model>/`: the same for the other seeds (metrics only, no figures)",
+        "`loco/<model>/`: the leave-one-condition-out fit's `scores.json`",
     ])
     return report.write(out_dir / REPORT_FILE, overwrite=True)
 
@@ -794,6 +916,7 @@ def run_demo(
     models: Sequence[str] | None = None,
     epochs: int | None = None,
     seed: int = 0,
+    n_seeds: int | None = None,
     quick: bool = False,
     overwrite: bool = False,
     device: str = "auto",
@@ -813,6 +936,8 @@ def run_demo(
     seed
         Seed of the split, pairing, training and evaluation: the same seed gives the same
         numbers.
+    n_seeds
+        Seeds per model (``seed``, ``seed + 1``, ...; default 3, ``quick``: 1).
     quick
         Seconds-long settings for tests (numbers not meaningful).
     overwrite
@@ -838,7 +963,7 @@ def run_demo(
         Invalid models, epochs or seed.
     """
     start = time.perf_counter()
-    settings = demo_settings(models=models, epochs=epochs, seed=seed, quick=quick)
+    settings = demo_settings(models=models, epochs=epochs, seed=seed, quick=quick, n_seeds=n_seeds)
     out_dir = Path(out_dir)
     info = _prepare_folder(out_dir, settings, overwrite)
     with _single_thread(device):
@@ -865,6 +990,134 @@ def _single_thread(device: str):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+#: Scores summarised over seeds: column of comparison_table or unseen-odor score -> (title, higher is better).
+SEED_SCORES: dict[str, tuple[str, bool]] = {
+    "unseen_condition_r": ("unseen odor: condition-specific r", True),
+    "unseen_bps_generic": ("unseen odor: bits/spike vs the generic prediction", True),
+    "unseen_correlation": ("unseen odor: correlation with the true rate", True),
+    "loco_r": ("leave-one-condition-out: condition-specific r", True),
+    "loco_bps_generic": ("leave-one-condition-out: bits/spike vs the generic prediction", True),
+    "bits_per_spike": ("held-out trials imputed from the other animals: bits/spike", True),
+    "shared_decoding_odor": ("shared odor decoding", True),
+    "alignment_r2": ("alignment R²", True),
+}
+
+
+def seed_scores(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The scores of one model and seed that the demo summarises over seeds (:data:`SEED_SCORES`).
+
+    Parameters
+    ----------
+    metrics
+        A model's metrics (a demo run's ``metrics.json``).
+
+    Returns
+    -------
+    dict
+        Score name → value (NaN when the metrics lack it).
+    """
+    from neurovamp.analysis.report import comparison_table
+
+    row = comparison_table({"m": metrics}).iloc[0]
+    unseen = ((metrics.get("ground_truth") or {}).get("by_odor") or {}).get(MISSING_ODOR) or {}
+    loco = ((metrics.get("leave_condition_out") or {}).get("fits") or [{}])[0]
+    out = {
+        "unseen_condition_r": _nan(unseen.get("condition_r")),
+        "unseen_bps_generic": _nan(unseen.get("bps_generic")),
+        "unseen_correlation": _nan(unseen.get("correlation")),
+        "loco_r": _nan(loco.get("r")),
+        "loco_bps_generic": _nan(loco.get("bps_generic")),
+    }
+    for column in ("bits_per_spike", "shared_decoding_odor", "alignment_r2"):
+        out[column] = float(row[column]) if column in row.index else float("nan")
+    return out
+
+
+def _other_seeds(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[str, dict[str, Any]],
+                 paths: Sequence[Path], ground_truth: Any, *, device: str, progress: bool, fitted: list[str],
+                 reused: list[str]) -> None:
+    """Fit every model with the seeds after ``settings.seed`` (``runs/seed<k>/<model>``); add ``over_seeds``.
+
+    Each model's metrics gain ``over_seeds``: ``{"seeds": [...], "values": {score: [one
+    per seed]}, "mean": {...}, "sd": {...}}`` for the scores of :data:`SEED_SCORES`.
+    """
+    from tqdm.auto import tqdm
+
+    from neurovamp.run import build_paired, read_run_info
+
+    seeds = [settings.seed + k for k in range(settings.n_seeds)]
+    per_seed = {name: [metrics_by_model[name]] for name in settings.models}
+    jobs = [(seed, name) for seed in seeds[1:] for name in settings.models]
+    bar = tqdm(jobs, desc="demo, other seeds", unit="model", disable=not progress or not jobs)
+    paired_by_seed: dict[int, Any] = {}
+    for seed, name in bar:
+        bar.set_postfix_str(f"{name} seed {seed}")
+        s_k = dataclasses.replace(settings, seed=seed)
+        run_dir = out_dir / RUNS_DIR / f"seed{seed}" / name
+        if _run_complete(run_dir) and _read_json(run_dir / METRICS_FILE) is not None:
+            metrics = _read_json(run_dir / METRICS_FILE) or {}
+            reused.append(f"{name}/seed{seed}")
+        else:
+            fit_seconds = None if _run_complete(run_dir) else _fit_model(paths, run_dir, name, s_k, device, progress)
+            if seed not in paired_by_seed:
+                paired_by_seed[seed] = build_paired(read_run_info(run_dir))
+            metrics, _ = _evaluate_model(run_dir, paired_by_seed[seed], s_k, device, fit_seconds, ground_truth,
+                                         figures=False)
+            fitted.append(f"{name}/seed{seed}")
+        per_seed[name].append(metrics)
+    bar.close()
+    from neurovamp.analysis.report import seed_summary
+
+    for name, runs in per_seed.items():
+        values = [seed_scores(m) for m in runs]
+        table = {k: [v[k] for v in values] for k in SEED_SCORES}
+        stats = seed_summary(table)
+        metrics_by_model[name]["over_seeds"] = {
+            "seeds": seeds,
+            "values": table,
+            "mean": {k: float(stats.at[k, "mean"]) for k in SEED_SCORES},
+            "sd": {k: float(stats.at[k, "sd"]) for k in SEED_SCORES},
+        }
+
+
+def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[str, dict[str, Any]], *,
+                         device: str, progress: bool) -> None:
+    """One leave-one-condition-out fit per model (seed ``settings.seed``), kept in ``loco/<model>``.
+
+    Each model's metrics gain ``leave_condition_out`` (``{"fits": [row], "summary": ...}``
+    as :func:`neurovamp.analysis.loco.leave_condition_out` writes it); the scores of the
+    first fit are added to ``over_seeds`` (one value: the first seed).
+    """
+    import functools
+
+    from tqdm.auto import tqdm
+
+    from neurovamp.analysis.loco import fit_and_score, summarise
+    from neurovamp.run import _load_tree, _pair, read_run_info
+
+    animal, condition = settings.loco
+    tree = None
+    bar = tqdm(settings.models, desc="demo, leave-one-condition-out", unit="fit", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        info = read_run_info(out_dir / RUNS_DIR / name)
+        if tree is None:
+            tree = _load_tree(info["data"])
+        training = {k: v for k, v in info["training"].items() if k not in ("seed", "device")}
+        row = fit_and_score(tree, animal, condition, by=settings.pair_by,
+                            pair=functools.partial(_pair, pairing=info["pairing"]), model_config=info["model"],
+                            training=training, seed=settings.seed, out_dir=out_dir / "loco" / name)
+        metrics = metrics_by_model[name]
+        metrics["leave_condition_out"] = {"fits": [row], "summary": summarise([row])}
+        over = metrics.get("over_seeds")
+        if over:
+            for key, value in (("loco_r", row.get("r")), ("loco_bps_generic", row.get("bps_generic"))):
+                over["values"][key] = [_nan(value)] + [float("nan")] * (len(over["seeds"]) - 1)
+                over["mean"][key] = _nan(value)
+                over["sd"][key] = float("nan")
+    bar.close()
 
 
 def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: float, *, device: str, progress: bool,
@@ -916,6 +1169,11 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
                     paired = build_paired(read_run_info(run_dir))
                 model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
                 truth_by_model[name] = _ground_truth_scores(model, paired, ground_truth, settings.conditions)
+
+    _other_seeds(out_dir, settings, metrics_by_model, paths, ground_truth, device=device, progress=progress,
+                 fitted=fitted, reused=reused)
+    if settings.loco is not None:
+        _leave_condition_out(out_dir, settings, metrics_by_model, device=device, progress=progress)
 
     table = comparison_table(metrics_by_model)
     fig_dir = out_dir / FIGURES_DIR

@@ -603,7 +603,7 @@ def _pairing_settings(
 
 def _training_settings(
     *, epochs: int, batch_size: int, lr: float, patience: int | None, checkpoint_every: int, monitor: str,
-    max_grad_norm: float | None, compile: bool, seed: int, device: str,
+    max_grad_norm: float | None, compile: bool, seed: int, device: str, kl_warmup: int | None = None,
 ) -> dict[str, Any]:
     """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
     from neurovamp.models.training import TrainingConfig
@@ -622,6 +622,7 @@ def _training_settings(
         "monitor": monitor,
         "max_grad_norm": max_grad_norm,
         "compile": compile,
+        "kl_warmup": TrainingConfig.kl_warmup if kl_warmup is None else kl_warmup,
     })
     TrainingConfig(**training, seed=seed, device=device)  # ConfigError naming the field
     return training
@@ -852,6 +853,7 @@ def fit_run(
     progress: bool = True,
     recordings: xr.DataTree | None = None,
     nproc: int | None = None,
+    kl_warmup: int | None = None,
 ) -> MultiAnimalModel:
     """Load recordings, pair trials, fit a model and write a run folder (``neurovamp fit``).
 
@@ -914,6 +916,9 @@ def fit_run(
         and model settings (``epochs`` may grow); the result equals an uninterrupted run.
     progress
         Show a progress bar.
+    kl_warmup
+        Epochs of KL warm-up (see :class:`~neurovamp.models.training.TrainingConfig`);
+        None: the engine's default.
     recordings
         The set ``load_recordings(paths, ...)`` gives with these binning settings and
         labels (:func:`labels_to_load`), when the caller has loaded it already (the CLI
@@ -968,7 +973,8 @@ def fit_run(
     }
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                   checkpoint_every=checkpoint_every, monitor=monitor,
-                                  max_grad_norm=max_grad_norm, compile=compile, seed=seed, device=device)
+                                  max_grad_norm=max_grad_norm, compile=compile, seed=seed, device=device,
+                                  kl_warmup=kl_warmup)
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])

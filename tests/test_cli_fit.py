@@ -120,9 +120,11 @@ def test_model_options_reach_run_json_and_the_model(nwb_files, tmp_path, capsys)
 
 def test_monitor_option_reaches_training(nwb_files, tmp_path):
     run = tmp_path / "run"
-    assert main(fit_args(nwb_files, run, "--epochs", "3", "--monitor", "rec", "--checkpoint-every", "1")) == 0
+    assert main(fit_args(nwb_files, run, "--epochs", "3", "--monitor", "rec", "--checkpoint-every", "1",
+                         "--kl-warmup", "0")) == 0
     info = read_run_info(run)
     assert info["training"]["monitor"] == "rec" and info["fit"]["monitor"] == "val/rec"
+    assert info["training"]["kl_warmup"] == 0  # recorded, so a resume with another warm-up is refused
     history = pd.read_csv(run / "history.csv")
     assert info["fit"]["best_epoch"] == int(history.loc[history["val/rec"].idxmin(), "epoch"])
 

@@ -67,9 +67,9 @@ def _cell_numbers(cell: str) -> tuple[float, float | None]:
     return parts[0], (parts[1] if len(parts) > 1 else None)
 
 
-def _report_table(report: str, first_header: str) -> pd.DataFrame:
+def _report_table(report: str, first_header: str, containing: str = "") -> pd.DataFrame:
     lines = report.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |") and containing in line)
     header = [h.strip() for h in lines[start].strip("|").split("|")]
     rows = []
     for line in lines[start + 2 :]:
@@ -118,14 +118,15 @@ def test_report_numbers_match_metrics_json(demo):
     combined = json.loads((out / "metrics.json").read_text())
     assert list(combined) == list(MODELS)
     for name in MODELS:
-        assert combined[name] == json.loads((out / "runs" / name / "metrics.json").read_text())
+        own = {k: v for k, v in combined[name].items() if k not in ("over_seeds", "leave_condition_out")}
+        assert own == json.loads((out / "runs" / name / "metrics.json").read_text())
         assert combined[name]["model"] == name
         assert combined[name]["fit"]["epochs_run"] == 2
         gt = combined[name]["ground_truth"]
         assert gt["target"] == "rat3" and gt["by_odor"]["E"]["seen"] is False and gt["by_odor"]["A"]["seen"] is True
 
     report = (out / "report.md").read_text()
-    table = _report_table(report, "model")
+    table = _report_table(report, "model", "| odor decoding |")
     assert list(table.index) == list(MODELS)
     for name in MODELS:
         animals = combined[name]["animals"]
@@ -145,10 +146,31 @@ def test_report_numbers_match_metrics_json(demo):
             combined[name]["summary"]["alignment_r2"], abs=6e-4
         )
     # ground-truth table: rat3's unseen odor
-    lines = [line for line in report.splitlines() if line.startswith("| mmvm |")]
-    assert len(lines) == 2  # comparison table and ground-truth table
-    r2_e = _cell_numbers(lines[1].strip("|").split("|")[1])[0]
-    assert r2_e == pytest.approx(combined["mmvm"]["ground_truth"]["by_odor"]["E"]["r2"], abs=6e-4)
+    truth = _report_table(report, "model", "odor E R²")
+    unseen = combined["mmvm"]["ground_truth"]["by_odor"]["E"]
+    assert _cell_numbers(truth.at["mmvm", "odor E R²"])[0] == pytest.approx(unseen["r2"], abs=6e-4)
+    assert _cell_numbers(truth.at["mmvm", "condition-specific r"])[0] == pytest.approx(unseen["condition_r"], abs=6e-4)
+    assert _cell_numbers(truth.at["mmvm", "bits/spike vs generic"])[0] == pytest.approx(unseen["bps_generic"],
+                                                                                         abs=6e-4)
+    generic = next(i for i in truth.index if i.startswith("generic"))
+    assert _cell_numbers(truth.at[generic, "odor E correlation"])[0] == pytest.approx(
+        unseen["generic_correlation"], abs=6e-4)
+    # over seeds (quick: one seed) and leave-one-condition-out, side by side with the same numbers
+    seeds = _report_table(report, "model", "unseen odor: condition-specific r")
+    for name in MODELS:
+        over = combined[name]["over_seeds"]
+        assert over["seeds"] == [0]
+        cell = seeds.at[name, "unseen odor: condition-specific r"]
+        assert _cell_numbers(cell)[0] == pytest.approx(over["mean"]["unseen_condition_r"], abs=6e-4)
+        assert over["mean"]["unseen_condition_r"] == pytest.approx(
+            combined[name]["ground_truth"]["by_odor"]["E"]["condition_r"])
+    loco = _report_table(report, "model", "| held-out trials |")
+    for name in MODELS:
+        fit = combined[name]["leave_condition_out"]["fits"][0]
+        assert (fit["animal"], fit["condition"]) == ("rat3", "D")
+        assert _cell_numbers(loco.at[name, "bits/spike vs generic"])[0] == pytest.approx(fit["bps_generic"], abs=6e-4)
+        assert _cell_numbers(loco.at[name, "condition-specific r"])[0] == pytest.approx(fit["r"], abs=6e-4)
+    assert "within the noise" in report or "no noise estimate" in report
 
     csv = pd.read_csv(out / "comparison.csv", index_col="model").astype(float)
     expected = comparison_table(combined)

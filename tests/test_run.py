@@ -48,7 +48,7 @@ def test_fit_run_writes_a_run_that_load_run_reads_back(fitted, nwb_files):
     assert info["pairing"]["conditions"] == ["A", "B", "C", "D"] and info["pairing"]["window"] == 4
     assert info["model"] == CONFIG.to_dict()
     assert info["training"] == {"epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": 20, "checkpoint_every": 10,
-                                "monitor": "loss", "max_grad_norm": None, "compile": False, "seed": 1,
+                                "monitor": "loss", "max_grad_norm": None, "compile": False, "kl_warmup": 50, "seed": 1,
                                 "device": "cpu"}
     # the fit's wall time is recorded, and is part of the whole call's
     assert 0 < info["fit"]["seconds"] <= fitted["elapsed"]

@@ -62,7 +62,8 @@ def assert_same_params(a: dict, b: dict) -> None:
         assert torch.equal(a[key], b[key]), key
 
 
-CFG = dict(epochs=6, batch_size=16, lr=1e-2, patience=None, seed=3, device="cpu")
+# kl_warmup=0: these tests check the engine's mechanics epoch by epoch (test_kl_warmup.py covers warm-up)
+CFG = dict(epochs=6, batch_size=16, lr=1e-2, patience=None, seed=3, device="cpu", kl_warmup=0)
 
 
 # --------------------------------------------------------------------------- config

@@ -46,6 +46,8 @@ __all__ = [
     "MarkdownReport",
     "comparison_table",
     "column_title",
+    "seed_summary",
+    "compare_over_seeds",
 ]
 
 #: Suffix of the column that holds the standard deviation of column ``X`` (``X_sd``).
@@ -530,3 +532,87 @@ def comparison_table(metrics_by_model: Mapping[str, Mapping[str, Any]], *, sd: b
         rows.append(row)
     table = pd.DataFrame(rows, index=pd.Index([str(n) for n in metrics_by_model], name="model"))
     return table.astype(float)
+
+
+# --------------------------------------------------------------------------- over seeds
+def seed_summary(values_by_model: Mapping[str, Sequence[float]]) -> pd.DataFrame:
+    """Mean, SD and number of seeds of one score per model.
+
+    Parameters
+    ----------
+    values_by_model
+        Model → the score on each seed (NaN / None for a missing seed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``model``; columns ``mean``, ``sd`` (NaN with one seed), ``n``.
+    """
+    rows = []
+    for name, values in values_by_model.items():
+        mean, sd = _mean_sd([_number(v) for v in values])
+        n = int(np.isfinite([_number(v) for v in values]).sum())
+        rows.append({"mean": mean, "sd": sd, "n": n})
+    return pd.DataFrame(rows, index=pd.Index([str(n) for n in values_by_model], name="model"))
+
+
+def compare_over_seeds(values_by_model: Mapping[str, Sequence[float]], what: str, *, model: str = "mmvm",
+                       higher_is_better: bool = True) -> str:
+    """One sentence comparing ``model`` with the best other model on a score, over seeds.
+
+    The difference to the other model is taken seed by seed (the models share the data,
+    split and pairs of a seed). It is called *clear* when it has the same sign on every
+    seed and its mean exceeds twice its standard error; otherwise it is *within the
+    noise* of the seeds. With one seed no noise estimate exists, and the sentence says so.
+
+    Parameters
+    ----------
+    values_by_model
+        Model → the score on each seed, seeds in the same order for every model.
+    what
+        Name of the score, as it should read in the sentence.
+    model
+        The model the sentence is about.
+    higher_is_better
+        Direction of the score.
+
+    Returns
+    -------
+    str
+        The sentence (empty when ``model`` or every other model lacks the score).
+    """
+    if model not in values_by_model:
+        return ""
+    mine = np.array([_number(v) for v in values_by_model[model]], dtype=float)
+    sign = 1.0 if higher_is_better else -1.0
+    others = {}
+    for name, values in values_by_model.items():
+        arr = np.array([_number(v) for v in values], dtype=float)
+        if name != model and np.isfinite(arr).any():
+            others[name] = arr
+    if not others or not np.isfinite(mine).any():
+        return ""
+    best = max(others, key=lambda n: sign * np.nanmean(others[n]))
+    ref = others[best]
+    both = np.isfinite(mine) & np.isfinite(ref)
+    diff = (mine - ref)[both]
+    n = int(diff.size)
+
+    def ms(arr: np.ndarray) -> str:
+        arr = arr[np.isfinite(arr)]
+        return format_mean_sd(float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else None)
+
+    rank = 1 + sum(sign * np.nanmean(v) > sign * np.nanmean(mine) for v in others.values())
+    head = (f"{what}: {model} {ms(mine)} vs the best other model, {best}, {ms(ref)} "
+            f"({model} ranks {rank}/{len(others) + 1} by the mean")
+    if n == 0:
+        return head + ")."
+    mean = float(diff.mean())
+    better = "better" if sign * mean > 0 else "worse"
+    if n < 2:
+        return head + f"; one seed, so no noise estimate: the difference {mean:+.3f} may be noise)."
+    se = float(diff.std(ddof=1)) / np.sqrt(n)
+    same_sign = bool(np.all(diff > 0) or np.all(diff < 0))
+    if same_sign and abs(mean) > 2 * se:
+        return head + f"); {model} is {better} by {abs(mean):.3f} on every one of {n} seeds (a clear difference)."
+    return head + f"); the difference {mean:+.3f} ± {se:.3f} (standard error over {n} seeds) is within the noise."

@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-figures", action="store_true", help="write metrics.json only")
     ev.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json and figures/")
+    from neurovamp.cli.loco_command import add_loco_options
+
+    add_loco_options(ev)
     ev.set_defaults(func=evaluate_command)
 
     im = subparsers.add_parser(
@@ -145,6 +148,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from neurovamp.run import check_evaluation_outputs, load_run, write_evaluation
 
     run_dir = _check_run_dir(args.run)
+    if args.leave_condition_out:
+        from neurovamp.cli.loco_command import loco_command
+
+        return loco_command(args, run_dir / METRICS_FILE)
     if args.folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {args.folds}")
     if args.seed < 0:

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--epochs", type=int, metavar="N", help="maximum epochs per model (default: 200; --quick: 2)")
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of everything random (default: 0)")
+    p.add_argument("--seeds", type=int, metavar="N", dest="n_seeds",
+                   help="fit every model with N seeds (--seed, --seed + 1, ...) and report mean ± SD (default: 3; "
+                        "--quick: 1)")
     p.add_argument(
         "--quick", action="store_true", help="tiny settings that run in seconds (for tests; numbers not meaningful)"
     )
@@ -67,6 +70,7 @@ def demo_command(args: argparse.Namespace) -> int:
         models=args.models,
         epochs=args.epochs,
         seed=args.seed,
+        n_seeds=args.n_seeds,
         quick=args.quick,
         overwrite=args.overwrite,
         device=args.device,

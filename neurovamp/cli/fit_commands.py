@@ -118,6 +118,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--monitor", choices=("loss", "rec"), default="loss",
         help="validation term early stopping watches: the whole loss or reconstruction only (default: loss)",
     )
+    train.add_argument(
+        "--kl-warmup", type=int, metavar="N",
+        help="epochs over which the KL term's weight rises linearly to 1; early stopping starts after them "
+             "(default: 50; 0: none)",
+    )
     train.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default: 10)")
     train.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, pairing and training (default: 0)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
@@ -207,7 +212,7 @@ def fit_command(args: argparse.Namespace) -> int:
         strategy=args.strategy, filters=filters, conditions=conditions, split=tuple(args.split),
         subwindow=args.subwindow, stride=args.stride, config=config, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patience=args.patience, checkpoint_every=args.checkpoint_every,
-        monitor=args.monitor, max_grad_norm=args.max_grad_norm, compile=args.compile,
+        monitor=args.monitor, max_grad_norm=args.max_grad_norm, compile=args.compile, kl_warmup=args.kl_warmup,
         seed=args.seed, device=args.device, overwrite=args.overwrite, resume=args.resume,
         progress=not args.no_progress, recordings=tree, nproc=args.nproc,
     )

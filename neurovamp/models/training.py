@@ -91,7 +91,7 @@ float rounding.
 """
 # Values of fields added after version 1 checkpoints were first written: what those
 # checkpoints' runs did (not the current defaults), so resuming them compares correctly.
-_LEGACY_CONFIG = {"monitor": "loss"}
+_LEGACY_CONFIG = {"monitor": "loss", "kl_warmup": 0}
 MONITOR_TERMS = ("loss", "rec")
 """Loss terms early stopping may watch (:attr:`TrainingConfig.monitor`)."""
 
@@ -147,6 +147,20 @@ class TrainingConfig:
         one process torch compiles once per architecture (layer sizes), and after 8
         architectures (``torch._dynamo.config.recompile_limit``) it runs the loss eagerly
         with a warning.
+    kl_warmup
+        Epochs over which the weight of the regulariser in the minimised objective rises
+        linearly from ``1 / kl_warmup`` to 1 (KL warm-up, "deterministic annealing"):
+        the training step of epoch ``e`` minimises ``rec + w_e * (loss - rec)`` with
+        ``w_e = min(1, e / kl_warmup)``, where ``loss`` and ``rec`` are the module's
+        terms (for a VAE ``loss - rec = beta * reg``). 0 disables it. Validation terms
+        and the history keep the full objective (``w = 1``); the training history gains
+        a ``train/kl_weight`` column. Early stopping and best-weight restoring start
+        counting only once the weight has reached 1 (epochs before ``kl_warmup``
+        neither count against ``patience`` nor become the best epoch). The weight
+        depends on the epoch alone, so a resumed run stays exact. Needs a ``"rec"``
+        term from the module. Default 50: neurovamp's MMVM otherwise stops at the KL's rise
+        with a nearly unused latent (``benchmarks/results/convergence.md``,
+        ``docs/defaults.md``).
     """
 
     epochs: int = 100
@@ -163,6 +177,7 @@ class TrainingConfig:
     explode_factor: float | None = 1e4
     monitor: str = "loss"
     compile: bool = False
+    kl_warmup: int = 50
 
     def __post_init__(self) -> None:
         def positive_int(name: str, allow_none: bool = False) -> None:
@@ -190,6 +205,9 @@ class TrainingConfig:
         positive_int("batch_size")
         positive_int("patience", allow_none=True)
         positive_int("checkpoint_every")
+        if isinstance(self.kl_warmup, bool) or not isinstance(self.kl_warmup, (int, np.integer)) or self.kl_warmup < 0:
+            raise ConfigError(f"TrainingConfig.kl_warmup must be an integer >= 0 (epochs), got {self.kl_warmup!r}")
+        self.kl_warmup = int(self.kl_warmup)
         positive_float("lr")
         positive_float("weight_decay", allow_zero=True)
         positive_float("min_delta", allow_zero=True)
@@ -207,6 +225,23 @@ class TrainingConfig:
         if not isinstance(self.compile, (bool, np.bool_)):
             raise ConfigError(f"TrainingConfig.compile must be True or False, got {self.compile!r}")
         self.compile = bool(self.compile)
+
+    def kl_weight(self, epoch: int) -> float:
+        """Weight of the regulariser in the training objective of ``epoch`` (1-based).
+
+        Parameters
+        ----------
+        epoch
+            The epoch, counted from 1.
+
+        Returns
+        -------
+        float
+            ``min(1, epoch / kl_warmup)``; 1 when ``kl_warmup`` is 0.
+        """
+        if self.kl_warmup <= 0:
+            return 1.0
+        return min(1.0, epoch / self.kl_warmup)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable copy of the settings.
@@ -660,12 +695,20 @@ class Trainer:
         self.module.train()
         sums: dict[str, float] = {}
         n_total = 0
+        weight = cfg.kl_weight(epoch)
         for xs, mask in self._train_batches(generator, epoch):
             terms = self._training_loss(xs, mask, bar)
             loss = terms["loss"] if self._dist is None else self._dist.scaled(terms["loss"])
             values = _term_values(terms)  # one device sync for every term
             if not n_total:
                 self._check_monitor_term(values)  # fail on the first batch, not after an epoch
+                if cfg.kl_warmup and "rec" not in values:
+                    raise ConfigError(
+                        f"TrainingConfig.kl_warmup={cfg.kl_warmup} needs a 'rec' term, but "
+                        f"{type(self.module).__name__}.loss() reports only {sorted(values)}; use kl_warmup=0"
+                    )
+            if weight != 1.0:  # KL warm-up: rec + w * (loss - rec)
+                loss = terms["rec"] + weight * (loss - terms["rec"])
             value = values["loss"]
             if not math.isfinite(value):
                 raise TrainingError(self._nonfinite_message(epoch, terms))
@@ -697,6 +740,8 @@ class Trainer:
         if self._dist is not None:  # epoch means over every rank's samples
             sums, n_total = self._dist.all_sum(sums, n_total)
         train_terms = {key: total / n_total for key, total in sums.items()}
+        if cfg.kl_warmup:
+            train_terms["kl_weight"] = weight
         val_terms = self._evaluate(self._val) if self._val.n_samples > 0 else {}
         if self._dist is not None:  # one early-stopping decision: rank 0's
             val_terms = self._dist.from_rank0(val_terms)
@@ -708,7 +753,8 @@ class Trainer:
         self._best_train_loss = min(self._best_train_loss, train_terms["loss"])
 
         score = self._monitored_score(epoch, val_terms if val_terms else train_terms)
-        self._update_early_stopping(epoch, score)
+        if weight >= 1.0:  # during KL warm-up the objective still changes: no best epoch yet
+            self._update_early_stopping(epoch, score)
         postfix = {"epoch": epoch, "loss": f"{train_terms['loss']:.4g}"}
         if val_terms:
             postfix["val"] = f"{val_terms['loss']:.4g}"

@@ -1,0 +1,590 @@
+"""Leave-one-condition-out evaluation: is an imputed condition better than the animal's average?
+
+For every animal and every condition it experienced, a model is fitted with that
+condition hidden from that animal only (its trials of the condition are removed from
+the training data; the other animals keep theirs), the held-out condition is imputed
+for the animal from the other animals' trials of it, and the imputation is scored
+against the animal's real activity in that condition:
+
+- ``bps_flat``: bits per spike of the imputed rates on the held-out trials against a
+  flat per-unit rate (the mean count of each unit on those trials);
+- ``bps_generic``: bits per spike against the *generic* prediction, the animal's own
+  mean response over its other conditions (PSTH per condition, averaged with equal
+  weight): positive only when the imputation carries condition-specific information;
+- ``r`` / ``r2``: correlation and R² of the condition-specific part,
+  (imputed - generic) vs (observed PSTH - generic), over units x bins; ``r2`` is
+  1 - SS(imputed - observed) / SS(generic - observed), so 0 is the generic prediction's
+  score and 1 a perfect one. The generic prediction subtracted on the two sides comes
+  from disjoint halves of the animal's other trials, so that its sampling noise does not
+  correlate the two differences;
+- the same for the generic prediction itself (``generic_bps_flat``), the null beside it.
+
+PSTHs (the generic prediction and the observed condition mean) are smoothed with a
+Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real recordings.
+
+Scorers
+-------
+:func:`generic_prediction` and :func:`condition_scores` are this module's own (marked
+``LOCAL SCORER``): the generic-null scorers of :mod:`neurovamp.analysis.metrics` were
+being written in parallel; when they exist, these two can delegate to them (same
+definitions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurovamp._files import atomic_output
+from neurovamp.analysis.metrics import bits_per_spike
+from neurovamp.errors import ConfigError, DataError
+
+__all__ = [
+    "LOCO_KEY",
+    "LOCO_DIR",
+    "generic_prediction",
+    "condition_scores",
+    "loco_tasks",
+    "hide_condition",
+    "fit_and_score",
+    "leave_condition_out",
+    "summarise",
+]
+
+#: Key of the results in ``metrics.json``.
+LOCO_KEY = "leave_condition_out"
+#: Folder of the finished fits inside a run folder.
+LOCO_DIR = "loco"
+_SCORES = "scores.json"
+_SUMMARY_KEYS = ("bps_flat", "bps_generic", "generic_bps_flat", "r", "r2")
+
+
+# --------------------------------------------------------------------- LOCAL SCORER
+#: Gaussian smoothing (s) of the PSTHs the scores compare: trial-averaged counts of a few
+#: dozen trials in 10-20 ms bins are mostly zeros for low-rate units, which makes an
+#: unsmoothed PSTH a poor null (log of ~0) and a noisy reference.
+SMOOTH_S = 0.05
+
+
+def smooth_psth(values: np.ndarray, sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing along the last (time) axis, normalised at the edges.
+
+    Parameters
+    ----------
+    values
+        ``(..., time)`` array.
+    sigma_bins
+        Standard deviation of the kernel in bins; 0 returns ``values`` unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; each bin the kernel-weighted mean of the bins inside the window.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if sigma_bins <= 0:
+        return values
+    half = int(np.ceil(3 * sigma_bins))
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
+    n = values.shape[-1]
+    out = np.zeros_like(values)
+    weight = np.zeros(n)
+    for k, w in zip(offsets, kernel):
+        lo, hi = max(0, -k), min(n, n - k)
+        out[..., lo:hi] += w * values[..., lo + k:hi + k]
+        weight[lo:hi] += w
+    return out / weight
+
+
+def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: Any = None, *,
+                       half: int | None = None, sigma_bins: float = 0.0) -> np.ndarray:
+    """The animal's own mean response over its conditions (the "generic" prediction).
+
+    LOCAL SCORER (see the module docstring): swap for the shared one when merged.
+
+    Parameters
+    ----------
+    counts
+        ``(trial, unit, time)`` counts (or rates) of one animal.
+    conditions
+        ``(trial,)`` condition label of every trial.
+    exclude
+        A condition left out of the average (the one being predicted); None keeps all.
+    half
+        0 or 1: use only the even- or odd-numbered trials of every condition (two
+        independent estimates, see :func:`condition_scores`); None: all trials.
+    sigma_bins
+        Gaussian smoothing over time of the result, in bins (0: none).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(unit, time)``: the mean over conditions (each with equal weight) of the
+        condition's trial-averaged response, in the units of ``counts``.
+
+    Raises
+    ------
+    DataError
+        If no trial of another condition remains.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    labels = np.asarray(conditions)
+    if counts.ndim != 3 or labels.shape != (counts.shape[0],):
+        raise DataError(
+            f"generic_prediction needs counts (trial, unit, time) and one label per trial, got "
+            f"{counts.shape} and {labels.shape}"
+        )
+    kept = [c for c in dict.fromkeys(labels.tolist()) if exclude is None or c != exclude]
+    if not kept:
+        raise DataError(f"no trials of a condition other than {exclude!r}; the generic prediction is undefined")
+    means = []
+    for c in kept:
+        rows = np.flatnonzero(labels == c)
+        if half is not None and rows.size > 1:
+            rows = rows[int(half)::2]
+        means.append(counts[rows].mean(axis=0))
+    return smooth_psth(np.mean(means, axis=0), sigma_bins)
+
+
+def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarray,
+                     observed: np.ndarray | None = None, *, generic_pred: np.ndarray | None = None,
+                     generic_obs: np.ndarray | None = None, sigma_bins: float = 0.0) -> dict[str, float]:
+    """Scores of an imputed condition against held-out trials and the generic null.
+
+    LOCAL SCORER (see the module docstring): swap for the shared one when merged.
+
+    Parameters
+    ----------
+    imputed
+        ``(unit, time)`` imputed expected counts per bin for the condition.
+    generic
+        ``(unit, time)`` the generic prediction (:func:`generic_prediction`), same units:
+        the null of ``bps_generic``.
+    counts
+        ``(trial, unit, time)`` the animal's held-out counts in that condition.
+    observed
+        ``(unit, time)`` the reference PSTH of the condition-specific scores; the trial
+        mean of ``counts`` (smoothed by ``sigma_bins``) when None (pass the true rate in
+        simulation).
+    generic_pred, generic_obs
+        Generic predictions subtracted from ``imputed`` and from ``observed`` for ``r``
+        and ``r2`` (default: ``generic`` for both). Two estimates from disjoint trials
+        (``generic_prediction(..., half=0)`` and ``half=1``) keep the noise of the
+        generic estimate from correlating the two differences.
+    sigma_bins
+        Smoothing (bins) of the trial mean of ``counts`` when ``observed`` is None.
+
+    Returns
+    -------
+    dict
+        ``bps_flat``, ``bps_generic`` (imputed vs flat / generic null), ``generic_bps_flat``
+        (the generic prediction vs the flat null), ``r`` and ``r2`` of the
+        condition-specific part (see the module docstring), ``n_trials``.
+    """
+    imputed = np.asarray(imputed, dtype=np.float64)
+    generic = np.asarray(generic, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if imputed.shape != generic.shape or counts.shape[1:] != imputed.shape:
+        raise DataError(
+            f"condition_scores: imputed {imputed.shape}, generic {generic.shape} and counts "
+            f"{counts.shape[1:]} (per trial) must have the same (unit, time) shape"
+        )
+    if observed is None:
+        observed = smooth_psth(counts.mean(axis=0), sigma_bins)
+    observed = np.asarray(observed, dtype=np.float64)
+    g_pred = generic if generic_pred is None else np.asarray(generic_pred, dtype=np.float64)
+    g_obs = generic if generic_obs is None else np.asarray(generic_obs, dtype=np.float64)
+    shape = counts.shape
+    out: dict[str, float] = {"n_trials": int(shape[0])}
+    if counts.sum() > 0:
+        pred = np.broadcast_to(imputed, shape)
+        null = np.broadcast_to(generic, shape)
+        out["bps_flat"] = bits_per_spike(pred, counts)
+        out["bps_generic"] = bits_per_spike(pred, counts, null_rates=null)
+        out["generic_bps_flat"] = bits_per_spike(null, counts)
+    else:
+        out.update(bps_flat=float("nan"), bps_generic=float("nan"), generic_bps_flat=float("nan"))
+    d_pred = (imputed - g_pred).ravel()
+    d_obs = (observed - g_obs).ravel()
+    ok = np.isfinite(d_pred) & np.isfinite(d_obs)
+    if ok.sum() >= 2 and d_pred[ok].std() > 0 and d_obs[ok].std() > 0:
+        out["r"] = float(np.corrcoef(d_pred[ok], d_obs[ok])[0, 1])
+    else:
+        out["r"] = float("nan")
+    ss_generic = float(np.sum(d_obs[ok] ** 2))
+    out["r2"] = float(1.0 - np.sum((d_pred[ok] - d_obs[ok]) ** 2) / ss_generic) if ss_generic > 0 else float("nan")
+    return out
+
+
+# --------------------------------------------------------------------- the fits
+def _labels(tree: xr.DataTree, animal: str, by: str) -> np.ndarray:
+    from neurovamp.data.dataset import get_modality
+
+    mod = get_modality(tree, animal)
+    if by not in mod.coords:
+        raise DataError(f"animal {animal!r} has no trial label {by!r} to leave conditions out by")
+    return np.asarray(mod[by].values)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def loco_tasks(tree: xr.DataTree, by: str, conditions: Sequence[Any] | None = None,
+               animals: Sequence[str] | None = None) -> list[tuple[str, Any]]:
+    """The (animal, condition) fits of a leave-one-condition-out evaluation.
+
+    A condition is left out of an animal when the animal has trials of it, at least one
+    other condition remains to form the generic prediction, and another animal has the
+    condition to impute it from.
+
+    Parameters
+    ----------
+    tree
+        The multi-animal data set.
+    by
+        The condition label (a run's ``pair_by``).
+    conditions
+        Conditions to consider (default: every value of ``by``).
+    animals
+        Animals to leave conditions out of (default: all).
+
+    Returns
+    -------
+    list of (animal, condition)
+        In animal order, then condition order.
+    """
+    from neurovamp.data.dataset import animals as dataset_animals
+
+    names = dataset_animals(tree)
+    chosen = names if animals is None else [str(a) for a in animals]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown animal(s) {unknown}; animals: {names}")
+    have = {a: [_plain(v) for v in dict.fromkeys(_labels(tree, a, by).tolist())] for a in names}
+    if conditions is None:
+        order: list[Any] = []
+        for a in names:
+            order += [c for c in have[a] if c not in order]
+        try:
+            order = sorted(order)
+        except TypeError:
+            pass
+    else:
+        order = [_plain(c) for c in conditions]
+    tasks = []
+    for a in chosen:
+        mine = [c for c in order if c in have[a]]
+        for c in mine:
+            if len(mine) > 1 and any(c in have[b] for b in names if b != a):
+                tasks.append((a, c))
+    return tasks
+
+
+def hide_condition(tree: xr.DataTree, animal: str, by: str, condition: Any) -> tuple[xr.DataTree, xr.DataArray]:
+    """The data set without ``animal``'s trials of ``condition``, and those trials.
+
+    Parameters
+    ----------
+    tree
+        The multi-animal data set.
+    animal, by, condition
+        Whose trials of which value of label ``by`` to hide.
+
+    Returns
+    -------
+    (DataTree, DataArray)
+        The reduced set (the other animals unchanged) and the hidden trials.
+    """
+    from neurovamp.data.dataset import animals as dataset_animals
+    from neurovamp.data.dataset import get_modality, make_dataset
+
+    labels = _labels(tree, animal, by)
+    hidden = labels == condition
+    if not hidden.any() or hidden.all():
+        raise DataError(f"animal {animal!r}: cannot hide {by}={condition!r} (it has {int(hidden.sum())} of "
+                        f"{hidden.size} trials)")
+    mods = []
+    for name in dataset_animals(tree):
+        mod = get_modality(tree, name)
+        mods.append(mod.isel(trial=np.flatnonzero(~hidden)) if name == animal else mod)
+    return make_dataset(mods), get_modality(tree, animal).isel(trial=np.flatnonzero(hidden))
+
+
+def _folder_name(value: Any) -> str:
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("._") or "x"
+    return text[:60]
+
+
+def fit_dir(out_dir: str | os.PathLike, animal: str, condition: Any) -> Path:
+    """Folder of one fit: ``out_dir/<animal>/<condition>`` (names made file-safe)."""
+    return Path(out_dir) / _folder_name(animal) / _folder_name(condition)
+
+
+def fit_and_score(
+    tree: xr.DataTree,
+    animal: str,
+    condition: Any,
+    *,
+    by: str,
+    pair: Callable[[xr.DataTree], Any],
+    model_config: Mapping[str, Any],
+    training: Mapping[str, Any],
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Fit with ``condition`` hidden from ``animal``, impute it, score it (one LOCO fit).
+
+    Parameters
+    ----------
+    tree
+        The full multi-animal data set.
+    animal, condition
+        The animal and the value of ``by`` hidden from it.
+    by
+        The condition label.
+    pair
+        Pairs a data set as the run did (e.g. ``functools.partial(pair_trials, by=...)``).
+    model_config
+        :meth:`~neurovamp.models.config.ModelConfig.to_dict` of the model.
+    training
+        Options of :meth:`~neurovamp.models.estimator.MultiAnimalModel.fit` (``epochs``,
+        ``batch_size``, ``lr``, ``patience``, ...).
+    seed
+        Seed of the model.
+    out_dir
+        Where the fit keeps its checkpoint and ``scores.json`` (resumed / skipped when
+        present); nothing is written when None.
+
+    Returns
+    -------
+    dict
+        ``animal``, ``condition``, the scores of :func:`condition_scores`, ``epochs_run``
+        and ``best_epoch``.
+    """
+    from neurovamp.analysis.impute import impute_condition_mean
+    from neurovamp.models.config import ModelConfig
+    from neurovamp.models.estimator import MultiAnimalModel
+
+    folder = None if out_dir is None else fit_dir(out_dir, animal, condition)
+    if folder is not None and (folder / _SCORES).is_file():
+        return json.loads((folder / _SCORES).read_text(encoding="utf-8"))
+    reduced, held = hide_condition(tree, animal, by, condition)
+    paired = pair(reduced)
+    model = MultiAnimalModel(config=ModelConfig.from_dict(dict(model_config)), seed=seed, device="cpu")
+    fit_kw = {k: v for k, v in training.items() if k not in ("seed", "device")}
+    ckpt = None if folder is None else folder / "checkpoints"
+    resume = ckpt is not None and (ckpt / "checkpoint.pt").is_file()
+    model.fit(paired, checkpoint_dir=ckpt, resume=resume, overwrite=not resume, progress=False, **fit_kw)
+    imputed = impute_condition_mean(model, paired, target=animal, condition={by: [condition]})
+    bin_size = float(imputed.attrs["bin_size"])
+    rates = np.asarray(imputed["rates"].values, dtype=np.float64) * bin_size  # counts per bin
+    units = imputed["unit"].values
+    held = held.sel(unit=units) if "unit" in held.coords else held
+    counts = np.asarray(held.values, dtype=np.float64)
+    remaining = paired.modalities[animal]
+    remaining = remaining.sel(unit=units) if "unit" in remaining.coords else remaining
+    sigma = SMOOTH_S / bin_size
+    rest, labels = np.asarray(remaining.values), np.asarray(remaining[by].values)
+    generic = generic_prediction(rest, labels, sigma_bins=sigma)
+    halves = [generic_prediction(rest, labels, half=h, sigma_bins=sigma) for h in (0, 1)]
+    ok = np.isfinite(rates).all(axis=0)  # bins no sub-window reached
+    scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok], generic_pred=halves[0][:, ok],
+                              generic_obs=halves[1][:, ok], sigma_bins=sigma)
+    row = {"animal": animal, "condition": _plain(condition), **scores,
+           "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"])}
+    if folder is not None:
+        from neurovamp.analysis.evaluate import json_safe
+
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_output(folder / _SCORES, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(json_safe(row), indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(ckpt, ignore_errors=True)  # the scores are what is kept
+    return row
+
+
+# Worker processes get the data once (inherited under fork) instead of with every task.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(tree: xr.DataTree, kwargs: Mapping[str, Any], threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    _WORKER["tree"] = tree
+    _WORKER["kwargs"] = dict(kwargs)
+
+
+def _run_task(task: tuple[str, Any]) -> dict[str, Any]:
+    return fit_and_score(_WORKER["tree"], task[0], task[1], **_WORKER["kwargs"])
+
+
+def leave_condition_out(
+    tree: xr.DataTree,
+    *,
+    by: str,
+    pair: Callable[[xr.DataTree], Any],
+    model_config: Mapping[str, Any],
+    training: Mapping[str, Any],
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    conditions: Sequence[Any] | None = None,
+    animals: Sequence[str] | None = None,
+    jobs: int = 1,
+    threads: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Leave-one-condition-out evaluation of a model setting (see the module docstring).
+
+    Parameters
+    ----------
+    tree, by, pair, model_config, training, seed
+        As :func:`fit_and_score`; only the trials ``pair(tree)`` keeps (after the
+        pairing's filters and conditions) take part.
+    out_dir
+        Folder keeping every finished fit's ``scores.json``: a re-run skips them (and an
+        interrupted fit resumes from its checkpoint). None: nothing is kept.
+    conditions, animals
+        Restrict the fits (see :func:`loco_tasks`).
+    jobs
+        Fits run in parallel, one process each.
+    threads
+        Torch threads per process.
+    progress
+        Show a tqdm progress bar over the fits.
+    overwrite
+        Discard finished fits in ``out_dir`` made with other settings (otherwise an
+        :class:`~neurovamp.errors.OutputExistsError`).
+
+    Returns
+    -------
+    dict
+        ``{"fits": [per-fit rows], "summary": summarise(fits), "settings": {...}}``.
+
+    Raises
+    ------
+    ConfigError
+        If ``jobs`` or ``threads`` is not a positive integer, or no fit is possible.
+    """
+    from tqdm.auto import tqdm
+
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    from neurovamp.data.dataset import make_dataset
+
+    full = pair(tree)  # the run's filters and conditions decide which trials take part
+    tree = make_dataset([full.modalities[a] for a in full.animals])
+    tasks = loco_tasks(tree, by, conditions, animals)
+    if not tasks:
+        raise ConfigError(
+            f"no condition can be left out: every animal needs a second value of {by!r} and another "
+            "animal that has the hidden one"
+        )
+    settings = {"by": by, "seed": int(seed), "model": dict(model_config), "training": dict(training)}
+    if out_dir is not None:
+        _check_folder(Path(out_dir), settings, overwrite)
+    kwargs = dict(by=by, pair=pair, model_config=dict(model_config), training=dict(training), seed=int(seed),
+                  out_dir=out_dir)
+    rows: dict[tuple[str, Any], dict[str, Any]] = {}
+    bar = tqdm(total=len(tasks), desc="leave-one-condition-out", unit="fit", disable=not progress)
+    try:
+        if jobs == 1 or len(tasks) == 1:
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(int(threads))
+            try:
+                for task in tasks:
+                    rows[task] = fit_and_score(tree, *task, **kwargs)
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(before)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with ProcessPoolExecutor(max_workers=min(int(jobs), len(tasks)), mp_context=mp.get_context(method),
+                                     initializer=_init_worker, initargs=(tree, kwargs, int(threads))) as pool:
+                futures = {pool.submit(_run_task, task): task for task in tasks}
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    bar.update(1)
+    finally:
+        bar.close()
+    fits = [rows[t] for t in tasks]
+    return {"fits": fits, "summary": summarise(fits), "settings": {**settings, "n_fits": len(fits)}}
+
+
+def _check_folder(out_dir: Path, settings: Mapping[str, Any], overwrite: bool) -> None:
+    """Keep the finished fits of ``out_dir`` only if they were made with ``settings``."""
+    from neurovamp.analysis.evaluate import json_safe
+    from neurovamp.errors import OutputExistsError
+
+    marker = out_dir / "settings.json"
+    wanted = json.loads(json.dumps(json_safe(dict(settings))))
+    if marker.is_file():
+        try:
+            old = json.loads(marker.read_text(encoding="utf-8"))
+        except ValueError:
+            old = None
+        if old == wanted:
+            return
+        if not overwrite:
+            raise OutputExistsError(
+                f"{out_dir}: holds leave-one-condition-out fits made with other settings; pass --overwrite "
+                "to discard them"
+            )
+    elif out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{out_dir}: exists and holds no {marker.name}; pass --overwrite to replace it")
+    if out_dir.is_dir():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    with atomic_output(marker, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+
+
+def summarise(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean, sd and per-animal means of the LOCO scores, and how often the generic null is beaten.
+
+    Parameters
+    ----------
+    fits
+        Rows of :func:`fit_and_score`.
+
+    Returns
+    -------
+    dict
+        For every score of ``bps_flat``, ``bps_generic``, ``generic_bps_flat``, ``r``,
+        ``r2``: ``{"mean", "sd", "by_animal": {animal: mean}}``; ``beats_generic``:
+        the fraction of fits with ``bps_generic > 0``; ``n_fits``.
+    """
+    out: dict[str, Any] = {"n_fits": len(fits)}
+    for key in _SUMMARY_KEYS:
+        values = np.array([float(f.get(key, np.nan)) for f in fits], dtype=float)
+        ok = np.isfinite(values)
+        by_animal: dict[str, float] = {}
+        for animal in dict.fromkeys(f["animal"] for f in fits):
+            mine = np.array([float(f.get(key, np.nan)) for f in fits if f["animal"] == animal])
+            mine = mine[np.isfinite(mine)]
+            by_animal[animal] = float(mine.mean()) if mine.size else float("nan")
+        out[key] = {
+            "mean": float(values[ok].mean()) if ok.any() else float("nan"),
+            "sd": float(values[ok].std(ddof=1)) if ok.sum() > 1 else float("nan"),
+            "by_animal": by_animal,
+        }
+    gen = np.array([float(f.get("bps_generic", np.nan)) for f in fits])
+    gen = gen[np.isfinite(gen)]
+    out["beats_generic"] = float((gen > 0).mean()) if gen.size else float("nan")
+    return out
