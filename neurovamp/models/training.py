@@ -698,7 +698,7 @@ class Trainer:
         weight = cfg.kl_weight(epoch)
         for xs, mask in self._train_batches(generator, epoch):
             terms = self._training_loss(xs, mask, bar)
-            loss = terms["loss"] if self._dist is None else self._dist.scaled(terms["loss"])
+            loss = terms["loss"]
             values = _term_values(terms)  # one device sync for every term
             if not n_total:
                 self._check_monitor_term(values)  # fail on the first batch, not after an epoch
@@ -709,6 +709,8 @@ class Trainer:
                     )
             if weight != 1.0:  # KL warm-up: rec + w * (loss - rec)
                 loss = terms["rec"] + weight * (loss - terms["rec"])
+            if self._dist is not None:
+                loss = self._dist.scaled(loss)  # after the warm-up weighting: both terms share the rank's scale
             value = values["loss"]
             if not math.isfinite(value):
                 raise TrainingError(self._nonfinite_message(epoch, terms))
