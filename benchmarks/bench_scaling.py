@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ddp-epochs", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="a small sweep (smoke run)")
     p.add_argument("--no-save", action="store_true")
+    p.add_argument("--render", action="store_true", help="only rewrite scaling.md from the last line of scaling.jsonl")
     return p.parse_args(argv)
 
 
@@ -229,17 +230,18 @@ def _fmt_bytes(n: int | None) -> str:
 
 def table(rows: list[dict], title: str) -> list[str]:
     out = [f"### {title}", "",
-           "| network | M | units/animal | groups | GEMM bound (samples/s) | loop samples/s | batched samples/s "
-           "| batched / loop | loop ns/MFLOP | batched ns/MFLOP | batched cost/FLOP vs M=5 | loop frac. of bound "
+           "| network | M | units/animal | groups | weights MiB | GEMM bound (samples/s) | loop samples/s | batched samples/s "
+           "| batched / loop | loop GFLOP/s | batched GFLOP/s | batched cost/FLOP vs M=5 | loop frac. of bound "
            "| batched frac. of bound | step memory MiB loop | step memory MiB batched |",
-           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         units = str(r["units_min"]) if r["units_min"] == r["units_max"] else f"{r['units_min']}-{r['units_max']}"
         rel = r.get("batched_cost_vs_5")
         out.append(
-            f"| {r['network']} | {r['animals']} | {units} | {r['groups']} | {r['bound_samples_per_s']:.0f} "
+            f"| {r['network']} | {r['animals']} | {units} | {r['groups']} "
+            f"| {r['flops_per_sample'] / 6 * 4 / 2**20:.1f} | {r['bound_samples_per_s']:.0f} "
             f"| {r['loop_samples_per_s']:.0f} | {r['batched_samples_per_s']:.0f} | {r['speedup']:.2f} "
-            f"| {r['loop_ns_per_flop'] * 1e6:.0f} | {r['batched_ns_per_flop'] * 1e6:.0f} "
+            f"| {1 / r['loop_ns_per_flop']:.2f} | {1 / r['batched_ns_per_flop']:.2f} "
             f"| {'' if rel is None else f'{rel:.2f}'} | {r['loop_fraction_of_bound']:.2f} "
             f"| {r['batched_fraction_of_bound']:.2f} | {_fmt_bytes(r.get('loop_peak_bytes'))} "
             f"| {_fmt_bytes(r.get('batched_peak_bytes'))} |"
@@ -259,7 +261,7 @@ def verdicts(rows: list[dict]) -> list[str]:
         worst = max(span, key=lambda r: abs(r["batched_ns_per_flop"] / ref["batched_ns_per_flop"] - 1))
         dev = worst["batched_ns_per_flop"] / ref["batched_ns_per_flop"] - 1
         met = "met" if abs(dev) <= 0.30 else "missed"
-        out.append(f"- {network} network: batched cost per FLOP from M=5 to 100 varies by at most {dev:+.0%} "
+        out.append(f"- {network} network: batched cost per FLOP from M=5 to 100 varies by at most {dev:+.1%} "
                    f"(at M={worst['animals']}; target within 30 %: {met}).")
         slow = [r for r in sweep if r["animals"] >= 10 and r["speedup"] <= 1.0]
         if slow:
@@ -289,8 +291,10 @@ def write_markdown(result: dict, path: Path) -> None:
         f"{result['batch']} samples (Poisson likelihood, 10-bin sub-windows: an animal with u units has "
         "10u inputs). *GEMM bound*: the step's matmuls alone (bench_training's GemmSet and FLOP rule: "
         "3 x 2 x sum(in x out) per sample, real widths, no padding), run interleaved with the steps. "
-        "*ns/MFLOP*: step time per million counted FLOPs (lower is better); *cost/FLOP vs M=5*: the "
-        "batched step's ns/MFLOP relative to its value at 5 animals.",
+        "*GFLOP/s*: counted FLOPs per second of the whole step; *cost/FLOP vs M=5*: the batched step's "
+        "time per FLOP relative to its value at 5 animals (below 1: cheaper per FLOP). *weights MiB*: the "
+        "linear layers' float32 weights. *Step memory*: parameters, gradients and Adam moments plus the "
+        "tensors autograd saves for the backward pass (counted, see `step_memory`).",
         "",
     ]
     lines += table(result["animals_sweep"], f"Against the number of animals ({result['units']} units per animal)")
@@ -310,6 +314,13 @@ def write_markdown(result: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        lines = (RESULTS / "scaling.jsonl").read_text(encoding="utf-8").strip().splitlines()
+        result = json.loads(lines[-1])
+        result["notes"] = notes(result)
+        cuda = not result["device"].startswith("cpu")
+        write_markdown(result, RESULTS / ("scaling_cuda.md" if cuda else "scaling.md"))
+        return 0
     if args.quick:
         args.animals, args.units_list, args.mixed_animals, args.rounds, args.steps = [2, 5, 10], [5, 20], [10], 2, 2
     torch.set_num_threads(args.threads)
@@ -373,6 +384,12 @@ def notes(result: dict) -> list[str]:
         sweep = sorted((r for r in result["animals_sweep"] if r["network"] == network), key=lambda r: r["animals"])
         if len(sweep) < 2:
             continue
+        drops = [(b["gemm_gflops"] / a["gemm_gflops"], a, b) for a, b in zip(sweep, sweep[1:])]
+        ratio, a, b = min(drops, key=lambda d: d[0])
+        mib = lambda r: r["flops_per_sample"] / 6 * 4 / 2**20  # noqa: E731
+        out.append(f"- {network} network: the GEMM rate bends between M={a['animals']} and M={b['animals']} "
+                   f"({a['gemm_gflops']:.1f} -> {b['gemm_gflops']:.1f} GFLOP/s, x{ratio:.2f}), where the weights "
+                   f"grow from {mib(a):.1f} to {mib(b):.1f} MiB.")
         per_animal = [(r["animals"], r["loop_s"] / r["animals"] * 1e3, r["batched_s"] / r["animals"] * 1e3)
                       for r in sweep]
         text = ", ".join(f"M={m}: {lo:.2f}/{ba:.2f}" for m, lo, ba in per_animal)

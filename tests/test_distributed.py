@@ -106,7 +106,6 @@ def test_ddp_resumes_after_sigkill(nwb_files, single, tmp_path):
     np.testing.assert_allclose(_losses(run).to_numpy(), _losses(single).to_numpy(), rtol=RTOL)
 
 
-@pytest.mark.slow
 def test_torchrun_launch_command(nwb_files, single, tmp_path):
     """The README's command: torchrun's own parser would take --event for its --event-log-handler."""
     run = tmp_path / "torchrun"

@@ -174,6 +174,12 @@ class BatchedNetworks:
         self._pad_value: dict[tuple[torch.device, torch.dtype], Tensor] = {}
         self._const: dict[tuple[torch.device, torch.dtype], tuple[Tensor, list[Tensor]]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and deep-copied without the cached inputs of the last step."""
+        state = dict(self.__dict__)
+        state["_last_inputs"] = None
+        return state
+
     # ------------------------------------------------------------------ layout helpers
     def _encoder_linears(self, m: int) -> list[nn.Linear]:
         enc = self.vae.encoders[m]
