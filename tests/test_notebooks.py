@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -37,10 +39,18 @@ def test_notebook_runs(path: Path, data_cache: Path, monkeypatch, tmp_path):
     assert "NEUROVAMP_NOTEBOOK_QUICK" in code[0].source
     assert sum(cell.cell_type == "markdown" for cell in notebook.cells) >= 4
 
+    # the notebooks ask for the kernel scripts/setup.sh registers ("neurovamp"); here it is this
+    # interpreter, found first on a private JUPYTER_PATH (the user's kernels are not consulted)
+    assert notebook.metadata.kernelspec.name == "neurovamp"
+    spec = tmp_path / "jupyter" / "kernels" / "neurovamp" / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                "display_name": "neurovamp (tests)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("NEUROVAMP_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("NEUROVAMP_DATA", str(data_cache))
     start = time.perf_counter()
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=300, kernel_name="neurovamp",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError, with the failing cell, on any error
     elapsed = time.perf_counter() - start
