@@ -93,12 +93,12 @@ else
     [ -z "$TORCH_INDEX_URL" ] || echo "setup.sh: $TORCH_INDEX_URL cannot be reached; installing $TORCH_PIN from pip's usual index"
     "${PIP[@]}" install "$TORCH_PIN"
 fi
+
+# 4. neurovamp itself (editable) with its test and notebook tools, then the Jupyter kernel.
+"${PIP[@]}" --quiet install -e ".[test]"  # -qq: without setuptools' notice on editable installs
 if [ "$("$VENV/bin/python" -c 'import torch; print(torch.version.cuda is not None)')" = "True" ] \
     && ! command -v nvidia-smi >/dev/null 2>&1; then
     echo "setup.sh: note: pip installed a CUDA build of torch on a machine without an NVIDIA GPU; it works, only larger" >&2
 fi
-
-# 4. neurovamp itself (editable) with its test and notebook tools, then the Jupyter kernel.
-"${PIP[@]}" install -e ".[test]"
 register_kernel
 echo "setup.sh: ready: $VENV (Python $PY_VERSION, $("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)')); Jupyter kernel '$KERNEL_NAME'"
