@@ -464,7 +464,7 @@ def _alignment_figure(metrics_by_model: Mapping[str, Mapping[str, Any]], path: P
         image = ax.images[-1]
     if image is not None:
         fig.colorbar(image, ax=list(axes.flat), shrink=0.8, extend="both",
-                     label="R² of target latents from source latents (0 = no better than the mean)")
+                     label="R² of target from source latents")
     fig.suptitle("cross-animal alignment per model (diagonal: an animal with itself)", fontsize=11)
     try:
         return save_figure(fig, path, overwrite=True)

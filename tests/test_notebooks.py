@@ -56,6 +56,15 @@ def test_notebook_runs(path: Path, data_cache: Path, monkeypatch, tmp_path):
     elapsed = time.perf_counter() - start
     errors = [o for cell in code for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    # no widget warnings (tqdm's notebook bars need ipywidgets, which the test extra installs)
+    streams = "".join(o.get("text", "") for cell in code for o in cell.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    assert "IProgress not found" not in streams and "TqdmWarning" not in streams
+    # every figure is followed, before the next code cell, by prose that says how to read it
+    cells = notebook.cells
+    for i, cell in enumerate(cells):
+        if cell.cell_type == "code" and any(o.get("data", {}).get("image/png") for o in cell.get("outputs", [])):
+            assert i + 1 < len(cells) and cells[i + 1].cell_type == "markdown", f"figure of cell {i} not explained"
     # figures were drawn (every notebook shows at least one plot)
     assert any(o.get("data", {}).get("image/png") for cell in code for o in cell.get("outputs", []))
     assert elapsed < 120, f"{path.name} took {elapsed:.0f} s in quick mode"
