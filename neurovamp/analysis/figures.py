@@ -215,7 +215,8 @@ def write_figures(
             latents, color_by=label, max_points=3000, seed=seed,
             title=f"{model_name} latents of every trial and sub-window (first two principal components), by {label}"))
         save("trajectories", plots.plot_latent_trajectories(
-            latents, by=label, title=f"{model_name} latents averaged per {label}, against sub-window time"))
+            latents, by=label, xlabel=f"sub-window centre, {time_axis}",
+            title=f"{model_name} latents averaged per {label}, against sub-window time"))
 
         confusions = _confusions(metrics, animals, label)
         if confusions is None:

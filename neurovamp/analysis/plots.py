@@ -280,6 +280,8 @@ def plot_latents(
         Panels per row (default up to 5).
     panel_size
         Panel edge in inches.
+    title
+        Figure title.
 
     Returns
     -------
@@ -332,6 +334,7 @@ def plot_latent_trajectories(
     ncols: int | None = None,
     panel_size: float = 3.0,
     title: str | None = None,
+    xlabel: str = "time from event (s)",
 ) -> Figure:
     """Condition-averaged latent trajectories of each animal.
 
@@ -353,6 +356,10 @@ def plot_latent_trajectories(
         Conditions to draw, in this order (default: all).
     ncols, panel_size
         Layout, as in :func:`plot_latents` (``ncols`` applies to ``mode="state"``).
+    title
+        Figure title.
+    xlabel
+        Label of the time axis (``mode="time"``).
 
     Returns
     -------
@@ -399,9 +406,9 @@ def plot_latent_trajectories(
                 if row == 0:
                     ax.set_title(str(a))
                 if col == 0:
-                    ax.set_ylabel(f"latent {row}")
+                    ax.set_ylabel(f"latent {row} (a.u.)")
                 if row == k - 1:
-                    ax.set_xlabel("time (s)")
+                    ax.set_xlabel(xlabel)
     else:
         names = [a for a in animals]
         blocks = [np.asarray(averaged[a]).reshape(-1, k) for a in names]
