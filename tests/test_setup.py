@@ -99,3 +99,23 @@ def test_notebooks_ask_for_the_neurovamp_kernel():
     for path in notebooks:
         spec = json.loads(path.read_text())["metadata"]["kernelspec"]
         assert spec["name"] == "neurovamp", path.name
+
+
+def test_a_venv_of_an_old_python_is_made_again(tmp_path):
+    """Every step runs against stand-in interpreters (they answer any call with success), so
+    this checks the script's decisions, not pip: the old .venv goes, PYTHON makes a new one."""
+    repo = _scratch_repo(tmp_path)
+    old = _fake_python(repo / ".venv" / "bin" / "python", "3.10.13")
+    (repo / ".venv" / "made-by-3.10").write_text("")
+    new = tmp_path / "bin" / "python3.11"
+    new.parent.mkdir(parents=True)
+    new.write_text('#!/bin/sh\nif [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; '
+                   'touch "$3/made-by-3.11"; exit 0; fi\necho 3.11.7\n')
+    new.chmod(0o755)
+    done = subprocess.run(["bash", str(repo / "scripts" / "setup.sh")],
+                          env=_env(tmp_path, PYTHON=str(new), TORCH_INDEX_URL=""),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "runs Python 3.10.13; making it again" in done.stdout
+    assert not (repo / ".venv" / "made-by-3.10").exists() and (repo / ".venv" / "made-by-3.11").exists()
+    assert old.read_text().endswith("echo 3.11.7\n")  # .venv/bin/python is now the new interpreter's
