@@ -503,9 +503,14 @@ def _alignment_figure(metrics_by_model: Mapping[str, Mapping[str, Any]], path: P
     from neurovamp.analysis.plots import plot_alignment_matrix, save_figure
 
     models = list(metrics_by_model)
-    fig, axes = plt.subplots(1, len(models), figsize=(2.9 * len(models) + 0.6, 2.9), squeeze=False,
+    ncols = min(3, len(models))
+    nrows = int(np.ceil(len(models) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols + 1.2, 3.4 * nrows), squeeze=False,
                              layout="constrained")
-    for ax, name in zip(axes[0], models):
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    image = None
+    for ax, name in zip(axes.flat, models):
         alignment = metrics_by_model[name].get("alignment") or {}
         animals = list(alignment.get("animals") or [])
         values = np.array([[np.nan if v is None else float(v) for v in row] for row in alignment.get("r2") or []])
@@ -514,8 +519,12 @@ def _alignment_figure(metrics_by_model: Mapping[str, Mapping[str, Any]], path: P
             continue
         da = xr.DataArray(values, dims=("source", "target"), coords={"source": animals, "target": animals},
                           name="alignment_r2")
-        plot_alignment_matrix(da, ax=ax, vmin=0.0, vmax=1.0)
-        ax.set_title(name)
+        plot_alignment_matrix(da, ax=ax, colorbar=False, title=name)
+        image = ax.images[-1]
+    if image is not None:
+        fig.colorbar(image, ax=list(axes.flat), shrink=0.8, extend="both",
+                     label="R² of target from source latents")
+    fig.suptitle("cross-animal alignment per model (diagonal: an animal with itself)", fontsize=11)
     try:
         return save_figure(fig, path, overwrite=True)
     finally:
@@ -558,11 +567,16 @@ def _comparison_figure(metrics_by_model: Mapping[str, Mapping[str, Any]], path: 
     nrows = max(1, int(np.ceil(len(shown) / ncols)))
     width = max(3.6, 0.75 * len(metrics_by_model) + 1.2)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.0 * nrows), squeeze=False, layout="constrained")
+    units = {"bits/spike": "bits per spike (0 = flat rate)", "PSTH R²": "R² of the PSTH",
+             "coherence": "accuracy (0-1)", "alignment R²": "R² (0 = no better than the mean)"}
     for ax, metric in zip(axes.flat, shown):
+        label = next((lab for lab in labels if metric.startswith(f"{lab} ")), None)
+        references = _decoding_references(metrics_by_model, label) if label is not None else None
+        if metric.endswith(" shared decoding") and references:
+            references = references[:-1]  # the raw-count decoder is per animal, not shared
         plot_model_comparison(pd.DataFrame(panels[metric]), metric="value", model="model", seed="unit",
-                              order=list(metrics_by_model), ax=ax)
-        ax.set_title(metric, fontsize=10)
-        ax.set_ylabel(metric)
+                              order=list(metrics_by_model), ax=ax, references=references,
+                              ylabel=units.get(metric, "balanced accuracy (0-1)"), title=metric)
         ax.tick_params(axis="x", labelrotation=35, labelsize=8)
     for ax in list(axes.flat)[len(shown):]:
         ax.set_visible(False)
@@ -571,6 +585,37 @@ def _comparison_figure(metrics_by_model: Mapping[str, Mapping[str, Any]], path: 
         return save_figure(fig, path, overwrite=True)
     finally:
         plt.close(fig)
+
+
+def _decoding_references(metrics_by_model: Mapping[str, Mapping[str, Any]], label: str) -> list[tuple[str, float]]:
+    """Reference lines of a decoding panel: chance per animal (grouped) and the raw-count decoder."""
+    first = next(iter(metrics_by_model.values()), {})
+    chance: dict[float, list[str]] = {}
+    raw = []
+    for animal, entry in (first.get("animals") or {}).items():
+        result = (entry.get("decoding") or {}).get(label) or {}
+        if result.get("chance") is not None:
+            chance.setdefault(round(float(result["chance"]), 6), []).append(animal)
+        if result.get("raw_balanced_accuracy") is not None:
+            raw.append(float(result["raw_balanced_accuracy"]))
+    refs = [(f"chance {', '.join(names)} ({value:.2f})", value) for value, names in sorted(chance.items())]
+    if raw:
+        refs.append(("raw spike counts (mean of animals)", float(np.mean(raw))))
+    return refs
+
+
+def _chance_text(metrics_by_model: Mapping[str, Mapping[str, Any]], label: str) -> str:
+    """Each animal's chance level of ``label``, e.g. ``rat1 0.200 (1/5), rat3 0.250 (1/4)``."""
+    first = next(iter(metrics_by_model.values()), {})
+    parts = []
+    for animal, entry in (first.get("animals") or {}).items():
+        result = (entry.get("decoding") or {}).get(label) or {}
+        if result.get("chance") is None:
+            continue
+        n = len(result.get("classes") or [])
+        exact = f" (1/{n})" if n and np.isclose(result["chance"], 1 / n) else ""
+        parts.append(f"{animal} {float(result['chance']):.3f}{exact}")
+    return ", ".join(parts) or "–"
 
 
 def _imputation_figure(truth_by_model: Mapping[str, Mapping[str, Any]], path: Path, n_units: int = 6) -> Path | None:
@@ -651,7 +696,8 @@ imputes rat3's never-seen odor.
 _METRIC_NOTES = [
     "**decoding**: balanced accuracy of a logistic-regression decoder trained on an animal's "
     "train-split latent means (one sample per trial and sub-window) and tested on its test split; "
-    "mean ± SD over animals; *chance* = 1 / number of classes; *from raw counts* is the same decoder "
+    "mean ± SD over animals; *chance* = 1 / that animal's number of classes (an animal lacking a condition "
+    "has fewer); *from raw counts* is the same decoder "
     "on spike counts, a model-free reference.",
     "**shared decoding**: one decoder trained on the *other* animals' latents and tested on this "
     "animal's; high only when the animals' latent spaces are aligned.",
@@ -697,6 +743,7 @@ def _seed_table(metrics_by_model: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
 def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str, Mapping[str, Any]],
                   table: pd.DataFrame, figures: Mapping[str, Path | None], seconds: float) -> Path:
     from neurovamp.analysis.report import MarkdownReport, column_title, format_mean_sd
+    from neurovamp.analysis.figures import confound_note
 
     report = MarkdownReport("neurovamp demo: MMVM VAE vs baselines", folder=out_dir)
     report.paragraph(_INTRO)
@@ -749,18 +796,19 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
     )
     references = []
     for lab in s.decode_labels:
-        chance = table[f"chance_{lab}"].dropna() if f"chance_{lab}" in table.columns else pd.Series(dtype=float)
         raw = f"raw_decoding_{lab}"
         if raw in table.columns and table[raw].notna().any():
             row = table[raw].dropna().index[0]
             text = format_mean_sd(table.at[row, raw], table.at[row, raw + "_sd"] if raw + "_sd" in table else None)
-            chance_text = f"{chance.iloc[0]:.3f}" if len(chance) else "–"
             references.append(
-                f"{lab}: chance {chance_text}; decoding the same samples from raw spike counts "
-                f"(model-free reference) {text}"
+                f"{lab}: chance per animal {_chance_text(metrics_by_model, lab)}; decoding the same samples from "
+                f"raw spike counts (model-free reference) {text}"
             )
     if references:
         report.paragraph("References (the same for every model): " + "; ".join(references) + ".")
+    notes = [confound_note(lab) for lab in s.decode_labels if confound_note(lab)]
+    if notes:
+        report.paragraph("**Caveat:** " + "; ".join(notes) + ".")
     report.bullets(_METRIC_NOTES)
     n_test = _test_trials(metrics_by_model)
     if n_test:

@@ -62,6 +62,7 @@ __all__ = [
     "write_evaluation",
     "fit_run",
     "check_run_folder",
+    "repoint_data",
     "labels_to_load",
     "read_run_info",
     "write_run_info",
@@ -197,7 +198,10 @@ def write_run_info(run_dir: str | os.PathLike, info: Mapping[str, Any]) -> Path:
         The written file.
     """
     path = Path(run_dir) / RUN_FILE
-    text = json.dumps(dict(info), indent=2) + "\n"
+    info = dict(info)
+    if isinstance(info.get("data"), Mapping) and isinstance(info["data"].get("paths"), list):
+        info["data"] = {**info["data"], "paths": _paths_to_record(info["data"]["paths"], Path(run_dir))}
+    text = json.dumps(info, indent=2) + "\n"
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(text)
     return path
@@ -240,6 +244,8 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(info.get(key), dict):
             raise DataError(f"{path}: incomplete run description, {key!r} is missing")
     _check_run_values(path, info)
+    if isinstance(info["data"].get("paths"), list):
+        info["data"]["paths"] = [str(p) for p in _recorded_paths(info["data"]["paths"], run_dir)]
     return info
 
 
@@ -267,6 +273,58 @@ def _check_run_values(path: Path, info: Mapping[str, Any]) -> None:
     for (section, key), (ok, expected) in checks.items():
         if key in info[section] and not ok(info[section][key]):  # a missing one is named where it is needed
             raise DataError(f"{path}: {section}.{key} must be {expected}, got {info[section][key]!r}")
+
+
+def _paths_to_record(paths: Sequence[str | os.PathLike], run_dir: Path) -> list[str]:
+    """Data paths as run.json records them: relative to the run folder when the two share a folder
+    below the file-system root (a project moved as a whole still finds its data), else absolute."""
+    run_abs = os.path.abspath(run_dir)
+    recorded = []
+    for p in paths:
+        p_abs = os.path.abspath(p)
+        try:
+            common = Path(os.path.commonpath([p_abs, run_abs]))
+        except ValueError:  # on another drive (Windows)
+            common = None
+        shares_a_folder = common is not None and common != common.parent
+        recorded.append(os.path.relpath(p_abs, run_abs) if shares_a_folder else p_abs)
+    return recorded
+
+
+def _recorded_paths(paths: Sequence[str], run_dir: Path) -> list[Path]:
+    """run.json's data paths as absolute paths (relative ones are relative to the run folder)."""
+    base = Path(os.path.abspath(run_dir))
+    return [Path(p) if Path(p).is_absolute() else Path(os.path.normpath(base / p)) for p in paths]
+
+
+def repoint_data(info: Mapping[str, Any], data_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run description whose data files are looked up by file name in ``data_dir``.
+
+    Parameters
+    ----------
+    info
+        A run description (:func:`read_run_info`).
+    data_dir
+        The folder the run's data files were moved to (CLI: ``--data-dir``).
+
+    Returns
+    -------
+    dict
+        A copy of ``info`` with ``data.paths`` pointing into ``data_dir``.
+
+    Raises
+    ------
+    DataError
+        If ``data_dir`` is not a folder or lacks one of the run's files (named).
+    """
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: --data-dir must be the folder that now holds the run's data files")
+    paths = [folder / Path(p).name for p in info["data"]["paths"]]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise DataError(f"{folder}: does not hold the run's data file(s) {missing} (--data-dir looks them up by name)")
+    return {**info, "data": {**info["data"], "paths": [str(p.resolve()) for p in paths]}}
 
 
 def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
@@ -321,13 +379,18 @@ def build_paired(info: Mapping[str, Any]) -> PairedData:
         data, pairing = info["data"], info["pairing"]
         missing = [str(p) for p in data["paths"] if not Path(p).exists()]
         if missing:
-            raise DataError(f"data file(s) of the run not found: {missing} (moved or deleted since `neurovamp fit`?)")
+            raise DataError(
+                f"data file(s) of the run not found: {missing} (moved or deleted since `neurovamp fit`? "
+                "point the run at their new folder with --data-dir DIR, in Python load_run(..., data_dir=DIR))"
+            )
         return _pair(_load_tree(data), pairing)
     except KeyError as exc:
         raise DataError(f"run description is missing setting {exc.args[0]!r}") from exc
 
 
-def load_run(run_dir: str | os.PathLike, *, device: str = "auto") -> tuple[Any, PairedData, dict[str, Any]]:
+def load_run(
+    run_dir: str | os.PathLike, *, device: str = "auto", data_dir: str | os.PathLike | None = None
+) -> tuple[Any, PairedData, dict[str, Any]]:
     """Load the model and data of a finished ``neurovamp fit`` run.
 
     Parameters
@@ -336,6 +399,9 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto") -> tuple[Any, 
         The run folder.
     device
         Where to put the model (``"auto"``, ``"cpu"``, ``"cuda"``).
+    data_dir
+        Folder the run's data files were moved to (looked up by file name); default: where
+        run.json records them (relative paths are relative to the run folder).
 
     Returns
     -------
@@ -363,6 +429,8 @@ def load_run(run_dir: str | os.PathLike, *, device: str = "auto") -> tuple[Any, 
             f"{run_dir}: incomplete run ({what}); training did not finish. Continue it with "
             "`neurovamp fit ... --resume` using the same options"
         )
+    if data_dir is not None:
+        info = repoint_data(info, data_dir)
     model = MultiAnimalModel.load(model_dir, device=device)
     paired = build_paired(info)
     try:
@@ -673,11 +741,15 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model")}
     before["data"] = {**_LEGACY_DATA, **before["data"]}
     before["pairing"] = {**_LEGACY_PAIRING, **before["pairing"]}
+    # data files may have moved since (the command line names them anew): compared by file name
+    names = {"before": [Path(p).name for p in before["data"].get("paths") or []],
+             "now": [Path(p).name for p in info["data"].get("paths") or []]}
     changed = [
         f"{section}.{key}"
         for section in before
         for key in set(info[section]) | set(before[section])
         if before[section].get(key) != info[section].get(key)
+        and not (section == "data" and key == "paths" and names["before"] == names["now"])
     ]
     changed += [f"training.{key}" for key in resume_conflicts(previous.get("training") or {}, info["training"])]
     if changed:

@@ -74,7 +74,7 @@ def test_impute_writes_rates_in_hz(run, tmp_path, capsys):
     np.testing.assert_allclose(ds["rates_generic"], expected["rates_generic"], rtol=1e-6)
 
     # several conditions and values; refuses to overwrite
-    assert main(["impute", str(run), "--target", "rat1", "--condition", "odor=A,B", "position=1", "2",
+    assert main(["impute", str(run), "--target", "rat1", "--condition", "odor=A,B", "position=1,2",
                  "--split", "test", "--out", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["impute", str(run), "--target", "rat1", "--condition", "odor=A,B", "position=1",

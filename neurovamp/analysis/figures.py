@@ -42,10 +42,29 @@ from neurovamp.analysis.impute import impute
 from neurovamp.data.pairing import PairedData
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["FIGURE_NAMES", "write_figures", "choose_units"]
+__all__ = ["FIGURE_NAMES", "write_figures", "choose_units", "confound_note"]
 
 #: Figures written for every run (``psth_<animal>`` come on top, one per animal).
 FIGURE_NAMES = ("latents", "trajectories", "confusion", "decoding_over_time", "alignment", "training_curves")
+
+
+def confound_note(label: str) -> str:
+    """The caveat to print wherever ``label`` is decoded ("" when there is none).
+
+    Parameters
+    ----------
+    label
+        Decoded trial label.
+
+    Returns
+    -------
+    str
+        For ``position``: that on in-sequence trials the position fixes the odor.
+    """
+    if label == "position":
+        return ("position is confounded with odor on in-sequence trials (odor k is presented at position k); "
+                "compare out-of-sequence trials")
+    return ""
 
 
 def choose_units(imputed: xr.DataArray, by: str, n: int) -> list[Any]:
@@ -131,6 +150,7 @@ def write_figures(
     seed: int = 0,
     n_units: int = 4,
     format: str = "png",
+    smooth: float | None = 0.03,
 ) -> dict[str, Path]:
     """Write the standard evaluation figures into ``out_dir`` (atomically, as one folder).
 
@@ -157,6 +177,8 @@ def write_figures(
         Units per PSTH figure (the most condition-dependent imputed units).
     format
         ``"png"``, ``"pdf"`` or ``"svg"``.
+    smooth
+        SD in seconds of the Gaussian kernel the PSTHs are smoothed with (``None``: raw bins).
 
     Returns
     -------
@@ -180,6 +202,9 @@ def write_figures(
     out_dir = Path(out_dir)
     animals = list(paired.animals)
     latents = model_latents(model, paired)
+    event = str(paired.modalities[animals[0]].attrs.get("event") or "event").replace("_", " ")
+    time_axis = f"time from {event} (s)"
+    model_name = str(getattr(getattr(model, "config", None), "model", "") or "model")
     written: dict[str, Path] = {}
 
     with atomic_output(out_dir, overwrite=overwrite, directory=True) as tmp:
@@ -191,8 +216,12 @@ def write_figures(
                 plt.close(fig)
             written[name] = out_dir / f"{name}.{format}"
 
-        save("latents", plots.plot_latents(latents, color_by=label, max_points=3000, seed=seed))
-        save("trajectories", plots.plot_latent_trajectories(latents, by=label))
+        save("latents", plots.plot_latents(
+            latents, color_by=label, max_points=3000, seed=seed,
+            title=f"{model_name} latents of every trial and sub-window (first two principal components), by {label}"))
+        save("trajectories", plots.plot_latent_trajectories(
+            latents, by=label, xlabel=f"sub-window centre, {time_axis}",
+            title=f"{model_name} latents averaged per {label}, against sub-window time"))
 
         confusions = _confusions(metrics, animals, label)
         if confusions is None:
@@ -202,8 +231,12 @@ def write_figures(
             fig, axes = plt.subplots(1, len(confusions), figsize=(3.6 * len(confusions), 3.4),
                                      squeeze=False, layout="constrained")
             for ax, (animal, result) in zip(axes[0], confusions.items()):
-                plots.plot_confusion(result, ax=ax, title=f"{animal}: bal. acc. {result.score:.2f} "
-                                                          f"(chance {result.chance:.2f})")
+                plots.plot_confusion(result, ax=ax, label=label,
+                                     title=f"{animal}: bal. acc. {result.score:.2f} (chance "
+                                           + (f"1/{len(result.classes)} = " if np.isclose(
+                                               result.chance, 1 / max(len(result.classes), 1)) else "")
+                                           + f"{result.chance:.2f})")
+            fig.suptitle(f"decoding {label} from {model_name} latents (held-out trials)", fontsize=11)
             save("confusion", fig)
 
         over = _time_results(metrics, animals, label)
@@ -211,14 +244,18 @@ def write_figures(
             computed = evaluate_decoding_over_time(model, paired, [label], seed=seed, latents=latents)
             over = {a: r[label] for a, r in computed.items() if label in r}
         if over:
-            save("decoding_over_time", plots.plot_decoding_over_time(over))
+            save("decoding_over_time", plots.plot_decoding_over_time(
+                over, xlabel=f"sub-window centre, {time_axis}",
+                title=f"decoding {label} from {model_name} latents per sub-window (±1 SD over folds)"
+                      + (confound_note(label) and "\n" + confound_note(label))))
 
         if len(animals) >= 2:
             matrix = _alignment_da(metrics)
             if matrix is None:
                 computed = evaluate_alignment(model, paired, by=label, latents=latents)
                 matrix = _alignment_da({"alignment": alignment_entry(computed)})
-            save("alignment", plots.plot_alignment_matrix(matrix))
+            save("alignment", plots.plot_alignment_matrix(
+                matrix, title=f"cross-animal alignment of {model_name} latents"))
             for animal in animals:
                 imputed = impute(model, paired, target=animal)
                 bin_size = float(imputed.attrs["bin_size"])
@@ -229,11 +266,15 @@ def write_figures(
                 levels = sorted(set(np.asarray(imputed[label].values).tolist()) | set(np.asarray(real[label].values).tolist()))
                 fig = plots.plot_psth_comparison(
                     real, expected, units, by=label, uncertainty=imputed["rates_sd"] * bin_size, conditions=levels,
+                    smooth=smooth, xlabel=time_axis,
+                    title=f"{animal}: recorded vs imputed from the other animals (mean over trials"
+                          + (f", smoothed {1000 * smooth:g} ms)" if smooth else ")"),
                 )
                 save(f"psth_{animal}", fig)
 
         history = getattr(model, "history_", None)
         if history is not None and len(history) > 0:
             columns = [c for c in history.columns if c == "epoch" or c in ("train/loss", "val/loss")]
-            save("training_curves", plots.plot_training_curves(history[columns]))
+            save("training_curves", plots.plot_training_curves(
+                history[columns], title=f"{model_name} training: loss on training and validation samples"))
     return written

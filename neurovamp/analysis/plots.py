@@ -250,6 +250,7 @@ def plot_latents(
     alpha: float = 0.6,
     ncols: int | None = None,
     panel_size: float = 3.0,
+    title: str | None = None,
 ) -> Figure:
     """Scatter of each animal's latents in 2-D, coloured by a trial label.
 
@@ -279,6 +280,8 @@ def plot_latents(
         Panels per row (default up to 5).
     panel_size
         Panel edge in inches.
+    title
+        Figure title.
 
     Returns
     -------
@@ -315,6 +318,8 @@ def plot_latents(
         ax.set_ylabel(ylabel)
     if colors:
         fig.legend(handles=_legend_handles(colors), title=color_by, loc="outside right center", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -328,6 +333,8 @@ def plot_latent_trajectories(
     conditions: Sequence[Hashable] | None = None,
     ncols: int | None = None,
     panel_size: float = 3.0,
+    title: str | None = None,
+    xlabel: str = "time from event (s)",
 ) -> Figure:
     """Condition-averaged latent trajectories of each animal.
 
@@ -349,6 +356,10 @@ def plot_latent_trajectories(
         Conditions to draw, in this order (default: all).
     ncols, panel_size
         Layout, as in :func:`plot_latents` (``ncols`` applies to ``mode="state"``).
+    title
+        Figure title.
+    xlabel
+        Label of the time axis (``mode="time"``).
 
     Returns
     -------
@@ -395,9 +406,9 @@ def plot_latent_trajectories(
                 if row == 0:
                     ax.set_title(str(a))
                 if col == 0:
-                    ax.set_ylabel(f"latent {row}")
+                    ax.set_ylabel(f"latent {row} (a.u.)")
                 if row == k - 1:
-                    ax.set_xlabel("time (s)")
+                    ax.set_xlabel(xlabel)
     else:
         names = [a for a in animals]
         blocks = [np.asarray(averaged[a]).reshape(-1, k) for a in names]
@@ -421,6 +432,8 @@ def plot_latent_trajectories(
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
     fig.legend(handles=_legend_handles(colors, marker=""), title=by, loc="outside right center", frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -432,6 +445,7 @@ def plot_confusion(
     annotate: bool = True,
     cmap: str = "Blues",
     title: str | None = None,
+    label: str | None = None,
 ) -> Figure:
     """Row-normalised confusion matrix of a classification result.
 
@@ -448,6 +462,8 @@ def plot_confusion(
         Colour map (0 to 1).
     title
         Title; default: the balanced accuracy and chance level.
+    label
+        Name of the decoded label for the axes (e.g. ``"odor"``: "true odor").
 
     Returns
     -------
@@ -462,15 +478,15 @@ def plot_confusion(
     image = ax.imshow(np.ma.masked_invalid(cm), vmin=0.0, vmax=1.0, cmap=cmap)
     ax.set_xticks(range(len(classes)), classes)
     ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel(f"predicted {label}" if label else "predicted class")
+    ax.set_ylabel(f"true {label}" if label else "true class")
     if annotate:
         for i in range(cm.shape[0]):
             for j in range(cm.shape[1]):
                 if np.isfinite(cm[i, j]):
                     ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center",
                             color="white" if cm[i, j] > 0.6 else "black", fontsize=8)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true-class trials")
     ax.set_title(title or f"balanced acc. {result.score:.2f} (chance {result.chance:.2f})", fontsize=10)
     return fig
 
@@ -480,9 +496,10 @@ def plot_decoding_over_time(
     *,
     ax: Axes | None = None,
     event_time: float | None = 0.0,
-    xlabel: str = "time (s)",
+    xlabel: str = "time from event (s)",
+    title: str | None = None,
 ) -> Figure:
-    """Decoding score against time, with a ±1 SD band over folds and the chance level.
+    """Decoding score against time, with a ±1 SD band over folds and each line's chance level.
 
     Parameters
     ----------
@@ -495,17 +512,22 @@ def plot_decoding_over_time(
         Draw a vertical line here when inside the time range (``None``: none).
     xlabel
         Label of the time axis.
+    title
+        Figure title.
 
     Returns
     -------
     Figure
+        Chance is drawn once per distinct level and labelled with the lines it belongs
+        to (animals with different numbers of classes have different chance levels).
     """
     named = dict(results) if isinstance(results, Mapping) else {"": results}
     if not named:
         raise DataError("results is empty")
     fig, ax = _figure_and_axes(ax, (5.0, 3.2))
     palette = sns.color_palette("colorblind", max(len(named), 1))
-    chances, metrics = set(), set()
+    chances: dict[float, list[str]] = {}
+    metrics = set()
     t_min, t_max = np.inf, -np.inf
     for (name, res), color in zip(named.items(), palette):
         times = np.asarray(res.times, dtype=float)
@@ -513,16 +535,20 @@ def plot_decoding_over_time(
         std = np.asarray(res.score_std, dtype=float)
         ax.plot(times, scores, color=color, lw=1.8, label=name or None)
         ax.fill_between(times, scores - std, scores + std, color=color, alpha=0.2, linewidth=0)
-        chances.add(round(float(res.chance), 12))
+        chances.setdefault(round(float(res.chance), 12), []).append(str(name))
         metrics.add(res.metric)
         t_min, t_max = min(t_min, times.min()), max(t_max, times.max())
-    for i, chance in enumerate(sorted(chances)):
-        ax.axhline(chance, color="0.4", ls="--", lw=1, label="chance" if i == 0 else None)
+    for chance, names in sorted(chances.items()):
+        who = ", ".join(n for n in names if n)
+        ax.axhline(chance, color="0.4", ls="--", lw=1,
+                   label=f"chance{' ' + who if who and len(chances) > 1 else ''} ({chance:.2f})")
     if event_time is not None and t_min <= event_time <= t_max:
         ax.axvline(event_time, color="0.7", ls=":", lw=1)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(" / ".join(sorted(m.replace("_", " ") for m in metrics)))
+    ax.set_ylabel(" / ".join(sorted(m.replace("_", " ") for m in metrics)) + " (0-1)")
     ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
@@ -532,11 +558,16 @@ def plot_alignment_matrix(
     *,
     ax: Axes | None = None,
     annotate: bool = True,
-    vmin: float = 0.0,
+    vmin: float = -1.0,
     vmax: float = 1.0,
-    cmap: str = "viridis",
+    cmap: str = "RdBu_r",
+    title: str | None = None,
+    colorbar: bool = True,
 ) -> Figure:
-    """Heat map of a source × target alignment matrix.
+    """Heat map of a source × target alignment matrix on a diverging colour scale.
+
+    Negative R² (the mapped latents predict worse than the target's own mean) shows in
+    the colour opposite to positive R²; 0 is white.
 
     Parameters
     ----------
@@ -546,11 +577,15 @@ def plot_alignment_matrix(
     ax
         Axes to draw into.
     annotate
-        Write each value (the true value even where the colour is clipped, e.g. R² < 0).
+        Write each value (the true value also where it lies outside the colour range).
     vmin, vmax
-        Colour range.
+        Colour range (default -1 to 1, centred on 0); values beyond it get the end colours.
     cmap
-        Colour map.
+        Colour map (diverging by default).
+    title
+        Axes title.
+    colorbar
+        Draw a colour bar (off when several panels share one).
 
     Returns
     -------
@@ -564,23 +599,43 @@ def plot_alignment_matrix(
     col_names = [str(v) for v in da[cols].values] if cols in da.coords else [str(i) for i in range(values.shape[1])]
     n = max(values.shape)
     fig, ax = _figure_and_axes(ax, (0.7 * n + 2.5, 0.7 * n + 1.8))
-    image = ax.imshow(np.clip(values, vmin, vmax), vmin=vmin, vmax=vmax, cmap=cmap)
+    image = ax.imshow(np.ma.masked_invalid(values), vmin=vmin, vmax=vmax, cmap=cmap)
     ax.set_xticks(range(values.shape[1]), col_names, rotation=45, ha="right")
     ax.set_yticks(range(values.shape[0]), row_names)
     ax.set_xlabel(str(cols))
     ax.set_ylabel(str(rows))
     if annotate:
-        mid = vmin + 0.6 * (vmax - vmin)
+        centre, half = (vmin + vmax) / 2, (vmax - vmin) / 2
         for i in range(values.shape[0]):
             for j in range(values.shape[1]):
                 v = values[i, j]
+                dark = np.isfinite(v) and abs(v - centre) > 0.6 * half
                 ax.text(j, i, "nan" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center",
-                        fontsize=8, color="black" if np.isfinite(v) and v > mid else "white")
-    label = "R²"
+                        fontsize=8, color="white" if dark else "black")
+    if colorbar:
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=alignment_label(da), extend="both")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def alignment_label(da: xr.DataArray) -> str:
+    """Colour-bar label of an alignment matrix: the quantity and how it was held out.
+
+    Parameters
+    ----------
+    da
+        Alignment matrix; its ``scheme`` attribute (e.g. ``"leave-one-condition-out"``) is named.
+
+    Returns
+    -------
+    str
+        E.g. ``"R² of target latents from source latents (leave-one-condition-out)"``.
+    """
+    label = "R² of target latents from source latents"
     if da.attrs.get("scheme"):
         label += f" ({da.attrs['scheme']})"
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
-    return fig
+    return label
 
 
 # --------------------------------------------------------------------------- PSTHs
@@ -595,6 +650,11 @@ def plot_psth_comparison(
     in_hz: bool = True,
     ncols: int = 4,
     panel_size: float = 2.8,
+    smooth: float | None = None,
+    baseline: bool = True,
+    event_time: float = 0.0,
+    xlabel: str = "time from event (s)",
+    title: str | None = None,
 ) -> Figure:
     """Real vs imputed condition-averaged PSTHs of chosen units.
 
@@ -620,6 +680,18 @@ def plot_psth_comparison(
         Show spikes/s (divide by ``real.attrs["bin_size"]``) instead of counts per bin.
     ncols, panel_size
         Layout.
+    smooth
+        SD in seconds of a Gaussian kernel the averaged real and imputed PSTHs are smoothed
+        with (``None`` or 0: none). Averages of a few trials are noisy; 0.02-0.05 s is typical.
+    baseline
+        Mark the event with a vertical line and, when the window starts before it, draw each
+        unit's mean pre-event rate (all conditions) as a grey dotted line.
+    event_time
+        Time of the event on the ``time`` axis.
+    xlabel
+        Label of the time axis.
+    title
+        Figure title (default: ``"<animal>: real vs imputed PSTHs"`` when the data name the animal).
 
     Returns
     -------
@@ -669,27 +741,47 @@ def plot_psth_comparison(
     fig, axes = _grid(len(units), ncols, panel_size, sharex=True)
     t_real = np.asarray(real["time"], dtype=float)
     t_imp = np.asarray(imputed["time"], dtype=float)
+    if smooth is not None and smooth < 0:
+        raise ConfigError(f"smooth must be a kernel SD in seconds >= 0 (or None), got {smooth}")
+    width = float(np.median(np.diff(t_real))) if t_real.size > 1 else 1.0
+
+    def smoothed(y: np.ndarray) -> np.ndarray:
+        if not smooth:
+            return y
+        from scipy.ndimage import gaussian_filter1d
+
+        return gaussian_filter1d(np.asarray(y, dtype=float), sigma=smooth / width, mode="nearest")
+
+    pre = t_real < event_time
     for ui, (ax, unit) in enumerate(zip(axes, units)):
         for ci, cond in enumerate(levels):
             color = colors[cond.item() if isinstance(cond, np.generic) else cond]
-            r = np.asarray(real_avg.transpose("condition", "unit", "time")[ci, ui]) * scale
-            m = np.asarray(imp_avg.transpose("condition", "unit", "time")[ci, ui]) * scale
+            r = smoothed(np.asarray(real_avg.transpose("condition", "unit", "time")[ci, ui]) * scale)
+            m = smoothed(np.asarray(imp_avg.transpose("condition", "unit", "time")[ci, ui]) * scale)
             ax.plot(t_real, r, color=color, lw=1.6)
             ax.plot(t_imp, m, color=color, lw=1.6, ls="--")
             if band is not None:
                 s = np.asarray(band[ci, ui]) * scale
                 ax.fill_between(t_imp, m - s, m + s, color=color, alpha=0.18, linewidth=0)
+        if baseline:
+            if t_real.min() <= event_time <= t_real.max():
+                ax.axvline(event_time, color="0.5", ls=":", lw=1)
+            if pre.any():
+                rate = float(np.nanmean(np.asarray(real.sel(unit=unit).values, dtype=float)[..., pre])) * scale
+                ax.axhline(rate, color="0.5", ls=":", lw=1.2)
         ax.set_title(f"unit {unit}", fontsize=10)
-        ax.set_xlabel("time (s)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("rate (Hz)" if in_hz else "count / bin")
     handles = _legend_handles(colors, marker="") + [
         Line2D([], [], color="0.2", ls="-", label="real"),
         Line2D([], [], color="0.2", ls="--", label="imputed"),
     ]
+    if baseline and pre.any():
+        handles.append(Line2D([], [], color="0.5", ls=":", label="pre-event mean"))
     fig.legend(handles=handles, title=by, loc="outside right center", frameon=False)
     animal = imputed.attrs.get("animal") or real.attrs.get("animal")
-    if animal:
-        fig.suptitle(f"{animal}: real vs imputed PSTHs")
+    if title or animal:
+        fig.suptitle(title or f"{animal}: real vs imputed PSTHs")
     return fig
 
 
@@ -699,6 +791,8 @@ def plot_training_curves(
     *,
     x: str = "epoch",
     log_y: bool = False,
+    title: str | None = None,
+    ylabel: str = "loss per sample (negative ELBO)",
 ) -> Figure:
     """Training history: loss columns in one panel, the other numeric columns in another.
 
@@ -713,6 +807,10 @@ def plot_training_curves(
         Column used as the x axis (default ``epoch``; the row number when absent).
     log_y
         Logarithmic y axes.
+    title
+        Figure title.
+    ylabel
+        Label of the loss panel's y axis (the quantity and its unit).
 
     Returns
     -------
@@ -734,16 +832,19 @@ def plot_training_curves(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.2), squeeze=False, layout="constrained")
     palette = sns.color_palette("colorblind", max(len(numeric), 1))
     color_of = {c: palette[i % len(palette)] for i, c in enumerate(numeric)}
-    for ax, cols, title in zip(axes[0], panels, ("loss" if loss_cols else "terms", "terms")):
+    for ax, cols, panel_title in zip(axes[0], panels, ("loss" if loss_cols else "terms", "terms")):
         for c in cols:
             y = df[c].to_numpy(dtype=float)
             ok = np.isfinite(y)
             ax.plot(xs[ok], y[ok], color=color_of[c], lw=1.5, marker="o" if ok.sum() < 30 else None, ms=3, label=str(c))
         ax.set_xlabel(x)
-        ax.set_title(title, fontsize=10)
+        ax.set_ylabel(ylabel if cols is loss_cols else "value")
+        ax.set_title(panel_title, fontsize=10)
         if log_y:
             ax.set_yscale("log")
         ax.legend(frameon=False, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -757,6 +858,10 @@ def plot_model_comparison(
     errorbar: Literal["sd", "sem"] = "sd",
     order: Sequence[Hashable] | None = None,
     ax: Axes | None = None,
+    highlight: Hashable | None = "mmvm",
+    references: Sequence[tuple[str, float]] | None = None,
+    ylabel: str | None = None,
+    title: str | None = None,
 ) -> Figure:
     """Bar plot of a metric per model: mean over seeds, error bars, one dot per seed.
 
@@ -778,6 +883,15 @@ def plot_model_comparison(
         Model order (default: order of first appearance).
     ax
         Axes to draw into.
+    highlight
+        Model drawn in a strong colour, the others in grey (without ``hue``; ``None``: all alike).
+    references
+        ``(label, value)`` horizontal reference lines, e.g. chance levels or the score
+        from raw spike counts; each is labelled in a legend.
+    ylabel
+        y-axis label, the quantity and its unit (default: the metric's name).
+    title
+        Axes title (default: what the error bars are).
 
     Returns
     -------
@@ -821,14 +935,20 @@ def plot_model_comparison(
             if errorbar == "sem" and vals.size > 1:
                 spread /= np.sqrt(vals.size)
             color = hue_colors[h.item() if isinstance(h, np.generic) else h]
+            if hue is None and highlight is not None and highlight in models:
+                color = "#D55E00" if m == highlight else "0.65"
             ax.bar(offsets[mi], vals.mean(), width=width * 0.9, color=color, alpha=0.75,
                    yerr=spread, capsize=3, label=str(h) if (h is not None and mi == 0) else None)
             jitter = rng.uniform(-0.15, 0.15, vals.size) * width
             ax.scatter(offsets[mi] + jitter, vals, s=12, color="black", zorder=3, linewidths=0)
     ax.set_xticks(range(len(models)), [str(m) for m in models])
-    ax.set_ylabel(str(metric).replace("_", " "))
+    ax.set_ylabel(ylabel or str(metric).replace("_", " "))
     ax.axhline(0, color="0.6", lw=0.8)
-    ax.set_title(f"mean ± {errorbar.upper()} over seeds", fontsize=10)
-    if hue is not None:
-        ax.legend(title=hue, frameon=False, fontsize=8)
+    styles = [("--", "0.25"), (":", "#0072B2"), ("-.", "#009E73"), ((0, (1, 3)), "0.45")]
+    for (name, value), (ls, color) in zip(references or (), styles * 4):
+        if value is not None and np.isfinite(value):
+            ax.axhline(float(value), color=color, ls=ls, lw=1.2, label=name, zorder=4)
+    ax.set_title(title or f"mean ± {errorbar.upper()} over seeds", fontsize=10)
+    if hue is not None or references:
+        ax.legend(title=hue, frameon=False, fontsize=7)
     return fig

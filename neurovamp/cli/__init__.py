@@ -55,10 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser whose parsed namespace carries the command's handler as ``func``.
     """
+    from neurovamp import __version__
+
     parser = _Parser(
         prog="neurovamp",
         description="Multi-animal neural population models from NWB recordings.",
+        epilog="example: neurovamp simulate sim --small, then neurovamp fit sim/rat*.nwb --out runs/mmvm "
+               "--event odor_onset (see `neurovamp COMMAND --help`)",
     )
+    parser.add_argument("--version", action="version", version=f"neurovamp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in _COMMAND_MODULES:
@@ -69,7 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # keep the indented example lines of every epilog as written
+        command.formatter_class = _ExampleFormatter
     return parser
+
+
+class _ExampleFormatter(argparse.HelpFormatter):
+    """Help formatter that wraps prose but prints indented lines (examples) verbatim."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = text.split("\n\n")
+        return "\n\n".join(
+            p if p.startswith("  ") else super(_ExampleFormatter, self)._fill_text(p, width, indent)
+            for p in paragraphs
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

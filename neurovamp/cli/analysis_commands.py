@@ -10,6 +10,8 @@ __all__ = ["register", "evaluate_command", "impute_command", "parse_condition"]
 
 METRICS_FILE = "metrics.json"
 FIGURES_DIR = "figures"
+_DATA_DIR_HELP = ("folder that now holds the run's data files (by file name), when they were moved since "
+                  "`neurovamp fit` (default: where run.json records them)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,17 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Load a run written by `neurovamp fit`, decode trial labels from the latents (held-out "
             "and cross-validated, per animal and with one classifier shared across animals), measure "
             "cross-animal alignment and leave-one-animal-out imputation of held-out trials, and write "
-            "RUN/metrics.json and the figures in RUN/figures/."
+            "RUN/metrics.json and the figures in RUN/figures/. The run's data files are found where "
+            "run.json records them; --data-dir points at a folder they were moved to."
         ),
+        epilog="example:\n\n  neurovamp evaluate runs/mmvm --label odor position",
     )
     ev.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")
     ev.add_argument(
         "--label", dest="labels", action="extend", nargs="+", metavar="COL",
-        help="trial labels to decode (repeatable; default: the pairing label)",
+        help="trial labels to decode, one or more (e.g. --label odor position); the first is the one the "
+             "figures show (default: the pairing label)",
     )
     ev.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the cross-validation folds (default: 0)")
     ev.add_argument("--folds", type=int, default=5, metavar="N", help="cross-validation folds (default: 5)")
     ev.add_argument("--no-figures", action="store_true", help="write metrics.json only")
+    ev.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
     ev.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing metrics.json and figures/")
     from neurovamp.cli.loco_command import add_loco_options
@@ -60,15 +66,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "experienced conditions the same way, is added (rates_lo, rates_hi; the posterior-only "
             "band is rates_posterior_lo/hi, the mean over draws rates_posterior_mean)."
         ),
+        epilog="example (rat3 never smelled odor E):\n\n"
+               "  neurovamp impute runs/mmvm --target rat3 --condition odor=E --samples 200 --out rat3_E.nc",
     )
     im.add_argument("run", metavar="RUN", help="run folder written by `neurovamp fit`")
     im.add_argument("--target", required=True, metavar="ANIMAL", help="animal to predict")
     im.add_argument(
         "--condition", dest="conditions", action="extend", nargs="+", required=True, metavar="COL=VALUE",
-        help="trials of the sources to use, e.g. odor=E (repeatable; COL=V1,V2 allows several values)",
+        help="trials of the sources to use, one or more COL=VALUE, e.g. odor=E or odor=A,B (several values) "
+             "or odor=E correct=true (several columns, all must hold)",
     )
     im.add_argument("--sources", nargs="+", metavar="ANIMAL", help="source animals (default: every other animal)")
-    im.add_argument("--split", choices=("train", "val", "test"), help="use only this split's source trials (default: all)")
+    im.add_argument(
+        "--split", choices=("all", "train", "val", "test"), default="all",
+        help="use only this split's source trials (default: all)",
+    )
     im.add_argument("--combine", choices=("mixture", "geometric"), default="mixture", help="how sources are combined (default: mixture)")
     im.add_argument(
         "--samples", type=int, default=0, metavar="N",
@@ -81,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     im.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the posterior draws (default: 0)")
     im.add_argument("--out", required=True, metavar="FILE.nc", help="NetCDF file to write")
     im.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"), help="where to run the model (default: cpu)")
+    im.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
     im.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     im.set_defaults(func=impute_command)
 
@@ -159,7 +172,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     metrics_path = run_dir / METRICS_FILE
     figures_dir = run_dir / FIGURES_DIR
     check_evaluation_outputs(run_dir, figures=not args.no_figures, overwrite=args.overwrite)  # before any work
-    model, paired, _ = load_run(run_dir, device=args.device)
+    model, paired, _ = load_run(run_dir, device=args.device, data_dir=args.data_dir)
     labels = args.labels or [paired.pair_by]
     check_decoding_labels(paired.modalities, labels)
     metrics = evaluate_model(model, paired, labels=labels, seed=args.seed, folds=args.folds)
@@ -200,13 +213,14 @@ def impute_command(args: argparse.Namespace) -> int:
 
     run_dir = _check_run_dir(args.run)
     _check_band_options(args)
+    condition = parse_condition(args.conditions)  # option errors first, then "the output exists"
     out = Path(args.out)
     check_writable(out, overwrite=args.overwrite, kind="file")
     check_can_write(out.parent)
-    condition = parse_condition(args.conditions)
-    model, paired, _ = load_run(run_dir, device=args.device)
+    model, paired, _ = load_run(run_dir, device=args.device, data_dir=args.data_dir)
+    split = None if args.split == "all" else args.split
     result = impute_condition_mean(
-        model, paired, target=args.target, sources=args.sources, condition=condition, split=args.split,
+        model, paired, target=args.target, sources=args.sources, condition=condition, split=split,
         combine=args.combine, n_samples=args.samples, level=args.level, seed=args.seed,
     )
     result.attrs["run"] = str(run_dir.resolve())

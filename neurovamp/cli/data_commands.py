@@ -32,8 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Convert the binned five-rat hippocampal release (folders Barat/ Buchanan/ Mitt/ "
             "Stella/ SuperChris/) to NWB files OUT/<Rat>.nwb. Spike times are only known to "
-            "within the 10 ms bin; rats with silent units need --allow-silent-units to be read."
+            "within the 10 ms bin. Some rats have units without a spike: reading their files "
+            "(`neurovamp info`, `neurovamp fit`) then needs --allow-silent-units."
         ),
+        epilog="example (the release downloaded as in datasets/README.md):\n\n"
+               "  neurovamp convert-release ~/data/hippocampus-release nwb/",
     )
     convert.add_argument("release_dir", metavar="RELEASE_DIR", help="folder holding one sub-folder per rat")
     convert.add_argument("out", metavar="OUT", help="output folder for the NWB files")
@@ -46,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "info",
         help="summarise recordings: units, trials and trials per label value",
         description="Bin NWB files (or read a saved dataset .nc) and print one summary per animal.",
+        epilog="example:\n\n  neurovamp info sim/rat*.nwb --event odor_onset --window 0 1 --label odor position",
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="NWB files and/or a saved dataset (.nc)")
     info.add_argument("--event", default="start_time", metavar="COL", help="trials column to align bins to (default: start_time)")
@@ -56,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--bin", dest="bin_size", type=float, default=0.01, metavar="SECONDS", help="bin width (default: 0.01)")
     info.add_argument(
         "--label", dest="labels", action="extend", nargs="+", metavar="COL",
-        help="trials columns to tabulate (repeatable; default: all labels)",
+        help="trials columns to tabulate, one or more (e.g. --label odor position; default: all labels)",
     )
     info.add_argument("--allow-silent-units", action="store_true", help="accept units with no spikes at all")
     info.add_argument(

@@ -25,8 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "files around odor onset, pair trials by odor, fit MMVM and the baselines (independent, poe, moe, mopoe, "
             "avg) with neurovamp's defaults, evaluate them and write OUT/report.md, OUT/metrics.json, "
             "OUT/comparison.csv and one `neurovamp fit` run folder per model in OUT/runs/. Running it again on an "
-            "unfinished OUT resumes it (complete models are skipped)."
+            "unfinished OUT resumes it (complete models are skipped); on a complete one it stops and says so "
+            "(--overwrite redoes it)."
         ),
+        epilog="example (5-10 minutes on 2 CPU cores; --quick: seconds, numbers not meaningful):\n\n"
+               "  neurovamp demo --out neurovamp-demo",
     )
     p.add_argument("--out", default="neurovamp-demo", metavar="DIR", help="output folder (default: ./neurovamp-demo)")
     p.add_argument(

@@ -41,7 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Bin NWB files (one animal each) or read a saved dataset (.nc), pair trials across "
             "animals by a label, split them into train/val/test and fit a model. Writes RUN/model/, "
             "RUN/run.json (how to rebuild the data), RUN/history.csv, RUN/loss.png and "
-            "RUN/checkpoints/ (continue an interrupted run with --resume)."
+            "RUN/checkpoints/ (continue an interrupted run with --resume). Data paths are recorded "
+            "relative to RUN where they share a folder with it, so a project folder can be moved as a whole."
+        ),
+        epilog=(
+            "example (the README's; `neurovamp simulate sim --small --seed 2024` writes sim/):\n\n"
+            "  neurovamp fit sim/rat*.nwb --out runs/mmvm --event odor_onset --window 0 1 --bin 0.02 \\\n"
+            "      --label odor position in_sequence correct --pair-by odor --strategy resample \\\n"
+            "      --subwindow 10 --stride 2 --epochs 200"
         ),
     )
     p.add_argument("paths", nargs="+", metavar="NWB_OR_DATASET", help="NWB files and/or a saved dataset (.nc)")
@@ -55,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--bin", dest="bin_size", type=float, default=0.01, metavar="SECONDS", help="bin width (default: 0.01)")
     data.add_argument(
         "--label", dest="labels", action="extend", nargs="+", metavar="COL",
-        help="trials columns to keep as labels (repeatable; default: all)",
+        help="trials columns to keep as labels, one or more (e.g. --label odor position); the option may be "
+             "given again to add more (default: all)",
     )
     data.add_argument("--allow-silent-units", action="store_true", help="accept units with no spikes at all")
     data.add_argument(
@@ -68,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pairing.add_argument("--strategy", choices=_STRATEGIES, default="truncate", help="pairing strategy (default: truncate)")
     pairing.add_argument(
         "--filter", dest="filters", action="extend", nargs="+", metavar="COL=VALUE",
-        help="keep trials whose label equals the value (e.g. correct=true odor=A,B); repeatable",
+        help="keep trials whose label equals the value, one or more COL=VALUE (e.g. --filter correct=true "
+             "odor=A,B); the option may be given again to add more",
     )
     pairing.add_argument(
         "--pair-bins", type=int, metavar="N",
@@ -195,8 +204,8 @@ def fit_command(args: argparse.Namespace) -> int:
     from neurovamp.run import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
 
     config = _model_config(args)
+    filters_text = parse_filters(args.filters)  # option errors first, then "the run folder exists"
     check_run_folder(args.out, overwrite=args.overwrite, resume=args.resume)  # before loading any data
-    filters_text = parse_filters(args.filters)
     labels = labels_to_load(args.labels, args.pair_by, filters_text)
     recording = recording_settings(args)
     tree = load_recordings(args.paths, event=args.event, window=tuple(args.window), bin_size=args.bin_size,

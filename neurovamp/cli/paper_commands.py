@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "training trials, and write RUN/metrics.json, RUN/figures/ and RUN/report.md. Running it again on an "
             "unfinished RUN with the same options resumes it (finished fits are skipped)."
         ),
+        epilog="example (the release downloaded as in datasets/README.md; hours on a CPU):\n\n"
+               "  neurovamp paper ~/data/hippocampus-release --out runs/paper",
     )
     p.add_argument("release_dir", metavar="RELEASE_DIR", help="folder holding one sub-folder per rat")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")

@@ -29,8 +29,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Simulate rats sampling odors A-E in sequences, with units driven by a latent shared "
             "across rats. Writes OUT/<rat>.nwb (align trials to odor_onset), OUT/ground_truth.npz "
-            "and OUT/simulation.json."
+            "and OUT/simulation.json. --small --seed 2024 writes the embedded default data set."
         ),
+        epilog="example:\n\n  neurovamp simulate sim --small --seed 2024",
     )
     parser.add_argument("out", metavar="OUT", help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
