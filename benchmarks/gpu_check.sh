@@ -23,6 +23,10 @@ log() { echo "[gpu_check $(( $(date +%s) - START ))s] $*" | tee -a "$RESULTS/gpu
 : > "$RESULTS/gpu_check.log"
 
 # ---------------------------------------------------------------- 1. environment
+if ! command -v nvidia-smi >/dev/null 2>&1 && ! ls /dev/nvidia0 >/dev/null 2>&1; then
+  log "no NVIDIA device on this machine (no nvidia-smi, no /dev/nvidia0); nothing to check"
+  exit 1
+fi
 PY=${PYTHON:-python3}
 has_cuda() { "$1" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; }
 if has_cuda "$PY" && "$PY" -c "import neurovamp, pytest" 2>/dev/null; then
