@@ -542,3 +542,19 @@ def test_case05_nan_in_a_decoded_label_is_refused_not_scored_none(tmp_path, caps
     assert_refused(cli(["evaluate", run, "--label", "position", "--device", "cpu", "--no-figures"], capsys),
                    "rat2", "'position'", "2 of 24")
     assert not (run / "metrics.json").exists()
+
+
+def test_case10_a_full_disk_while_writing_is_one_line(run, capsys, monkeypatch, cheap_evaluation):
+    import errno
+
+    real_replace = os.replace
+
+    def full(src, dst, *args, **kwargs):
+        if Path(os.fsdecode(dst)).name == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device", os.fsdecode(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    before = tree_digest(run)
+    assert_refused(cli(["evaluate", run, "--device", "cpu", "--no-figures"], capsys), "No space left on device")
+    assert tree_digest(run) == before  # the temporary file was removed

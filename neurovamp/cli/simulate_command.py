@@ -37,7 +37,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--small", action="store_true", help="3 rats with ~60 trials each instead of 5 rats (seconds to make)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing simulation folder")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing simulation (only the files it wrote; your own files in OUT stay)",
+    )
     parser.set_defaults(func=run_simulate)
     return parser
 
