@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -1104,7 +1105,9 @@ def _check_checkpoint(run_dir: Path) -> None:
     from neurovamp.models.training import load_checkpoint
 
     try:
-        load_checkpoint(run_dir / CHECKPOINT_DIR)
+        with warnings.catch_warnings():  # a fallback to the previous checkpoint is announced by training
+            warnings.simplefilter("ignore", RuntimeWarning)
+            load_checkpoint(run_dir / CHECKPOINT_DIR)
     except DataError as exc:
         done = " (the run itself is complete: its model is in model/)" if _status(run_dir) == "complete" else ""
         raise DataError(f"cannot resume{done}: {exc}; the run folder is left as it was") from None

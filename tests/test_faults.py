@@ -542,3 +542,48 @@ def test_case05_nan_in_a_decoded_label_is_refused_not_scored_none(tmp_path, caps
     assert_refused(cli(["evaluate", run, "--label", "position", "--device", "cpu", "--no-figures"], capsys),
                    "rat2", "'position'", "2 of 24")
     assert not (run / "metrics.json").exists()
+
+
+def test_case10_a_full_disk_while_writing_is_one_line(run, capsys, monkeypatch, cheap_evaluation):
+    import errno
+
+    real_replace = os.replace
+
+    def full(src, dst, *args, **kwargs):
+        if Path(os.fsdecode(dst)).name == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device", os.fsdecode(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full)
+    before = tree_digest(run)
+    assert_refused(cli(["evaluate", run, "--device", "cpu", "--no-figures"], capsys), "No space left on device")
+    assert tree_digest(run) == before  # the temporary file was removed
+
+
+# --------------------------------------------------------------------------- kill -9 and resume
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NEUROVAMP_SLOW") != "1", reason="set NEUROVAMP_SLOW=1 to run")
+def test_sigkill_mid_fit_then_resume_is_bit_identical(nwb_files, tmp_path):
+    """The last-two-checkpoints rotation keeps the guarantee: SIGKILL, --resume, the same bits."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    args = ["--epochs", "8", "--checkpoint-every", "1", "--patience", "0"]
+    assert main(fit_args(nwb_files, full, *args)) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "neurovamp", *fit_args(nwb_files, part, *args)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (part / "checkpoints" / "checkpoint.prev.pt").is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert read_run_info(part)["status"] == "running"
+    assert main(fit_args(nwb_files, part, *args, "--resume")) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(part / "history.csv"), pd.read_csv(full / "history.csv"))
+    a = load_run(full, device="cpu")[0].module_.state_dict()
+    b = load_run(part, device="cpu")[0].module_.state_dict()
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)

@@ -44,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quick", action="store_true", help="tiny settings that run in seconds (for tests; numbers not meaningful)"
     )
-    p.add_argument("--overwrite", action="store_true", help="redo everything in an existing demo folder")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="redo everything in an existing demo folder (only what the demo wrote is removed)",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=demo_command, interrupt_hint="rerun the same command to continue (finished models are reused)")

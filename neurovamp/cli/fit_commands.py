@@ -147,7 +147,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "torchrun instead: torchrun --nproc-per-node N -m neurovamp fit ... (see the README)",
     )
     out = p.add_argument_group("output")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    out.add_argument(
+        "--overwrite", action="store_true",
+        help="restart an existing run folder (removes only what neurovamp wrote there; your own files stay)",
+    )
     out.add_argument("--resume", action="store_true", help="continue an interrupted run from RUN/checkpoints")
     out.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=fit_command, interrupt_hint="rerun the same command with --resume to continue from the last checkpoint")

@@ -43,7 +43,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="N >= 2 animals (rat001 ...), each with its own unit count and odors; small ones with --small "
              "(about 0.3 s each to write), release-sized otherwise",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing simulation folder")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing simulation (only the files it wrote; your own files in OUT stay)",
+    )
     parser.set_defaults(func=run_simulate)
     return parser
 
