@@ -61,7 +61,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def demo_data(seed: int, trials: int | None = None):  # noqa: ANN201
     """(paired, ground truth, bin size) of the embedded default set, as the demo pairs it."""
-    from neurovamp.data.dataset import load_recordings
+    from neurovamp.io.recordings import load_recordings
     from neurovamp.default_data import default_dataset_path, default_nwb_paths
     from neurovamp.simulate import load_ground_truth
 

@@ -99,7 +99,7 @@ _EXPORTS = {
     # data
     "make_modality": "neurovamp.data.modality",
     "make_dataset": "neurovamp.data.dataset",
-    "load_recordings": "neurovamp.data.dataset",
+    "load_recordings": "neurovamp.io.recordings",
     "save_dataset": "neurovamp.data.dataset",
     "load_dataset": "neurovamp.data.dataset",
     "animals": "neurovamp.data.dataset",

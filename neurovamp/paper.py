@@ -447,7 +447,8 @@ def load_paper_data(
         A file naming another rat, or a rat with too few trials of a requested odor
         (naming the NWB file).
     """
-    from neurovamp.data.dataset import animals, get_modality, load_recordings
+    from neurovamp.data.dataset import animals, get_modality
+    from neurovamp.io.recordings import load_recordings
     from neurovamp.data.pairing import select_window
 
     paths = [Path(nwb_paths[rat]) for rat in config.rats]

@@ -43,7 +43,8 @@ import xarray as xr
 from neurovamp._files import atomic_output, check_writable
 from neurovamp._outputs import check_can_write, check_no_foreign, record_outputs, remove_outputs
 from neurovamp.data.dataset import animals as tree_animals
-from neurovamp.data.dataset import get_modality, load_recordings
+from neurovamp.data.dataset import get_modality
+from neurovamp.io.recordings import load_recordings
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError, TrainingError
@@ -942,7 +943,7 @@ def fit_run(
     out
         The run folder.
     event, window, bin_size, labels, allow_silent_units, drop_missing_events
-        How NWB files are binned (see :func:`neurovamp.data.dataset.load_recordings`);
+        How NWB files are binned (see :func:`neurovamp.io.recordings.load_recordings`);
         ``labels=None`` keeps every trials column, otherwise ``pair_by`` and the filter
         labels are added to ``labels``.
     recording

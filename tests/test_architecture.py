@@ -65,12 +65,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 #: (importer, imported) pairs that break the floors today. Each is a debt to pay back,
 #: not a permission: remove the entry together with the import.
-KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    # load_recordings (a convenience that opens NWB files) lives in the data floor and
-    # imports the NWB reader inside the function; issue 15: loading recordings moves to
-    # where io depends on data (e.g. neurovamp.io or the pipelines), never the reverse.
-    ("neurovamp.data.dataset", "neurovamp.io.nwb"): "data imports io (load_recordings reads NWB files)",
-}
+KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

@@ -84,7 +84,7 @@ def test_mmvm_regulariser_memory_at_200_animals():
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP on NCCL needs 2 GPUs")
 def test_nccl_ddp_fit_equals_one_process(nwb_files):
-    from neurovamp.data.dataset import load_recordings
+    from neurovamp.io.recordings import load_recordings
     from neurovamp.data.pairing import pair_trials
     from neurovamp.models.estimator import MultiAnimalModel
 

@@ -11,13 +11,13 @@ from neurovamp.data.dataset import (
     animals,
     get_modality,
     load_dataset,
-    load_recordings,
     make_dataset,
     save_dataset,
 )
 from neurovamp.data.modality import make_modality
 from neurovamp.errors import DataError, OutputExistsError
 from neurovamp.io.nwb import write_nwb
+from neurovamp.io.recordings import load_recordings
 
 
 def _modality(animal, n_units, *, seed=0, bin_size=0.01, window_start=0.0, n_bins=5):

@@ -31,7 +31,8 @@ from neurovamp.analysis.evaluate import (
 )
 from neurovamp.analysis.impute import impute_condition_mean
 from neurovamp.analysis.metrics import bits_per_spike
-from neurovamp.data.dataset import load_recordings, make_dataset
+from neurovamp.data.dataset import make_dataset
+from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import pair_trials
 from neurovamp.default_data import default_dataset_path, default_nwb_paths
 from neurovamp.errors import DataError, OutputExistsError

@@ -341,11 +341,11 @@ def read_only(request, tmp_path, monkeypatch):
 
 
 def test_case10_fit_into_a_read_only_folder(nwb_files, read_only, capsys, monkeypatch):
-    import neurovamp.data.dataset as dataset
+    import neurovamp.io.recordings as recordings
 
     folder = read_only()
     loaded = []
-    monkeypatch.setattr(dataset, "load_recordings", lambda *a, **k: loaded.append(1) or pytest.fail("loaded data"))
+    monkeypatch.setattr(recordings, "load_recordings", lambda *a, **k: loaded.append(1) or pytest.fail("loaded data"))
     assert_refused(cli(fit_args(nwb_files, folder / "run", "--epochs", "1"), capsys), "cannot write")
     assert tree_digest(folder) == {}
 

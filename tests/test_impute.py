@@ -18,7 +18,7 @@ import xarray as xr
 
 from neurovamp.analysis.impute import impute, impute_condition_mean, source_predictions
 from neurovamp.analysis.metrics import band_coverage
-from neurovamp.data.dataset import load_recordings
+from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import pair_trials
 from neurovamp.default_data import default_dataset_path, default_nwb_paths
 from neurovamp.errors import ConfigError, DataError

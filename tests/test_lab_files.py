@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from neurovamp.cli import main
-from neurovamp.data.dataset import animals, get_behavior, get_modality, load_dataset, load_recordings, save_dataset
+from neurovamp.data.dataset import animals, get_behavior, get_modality, load_dataset, save_dataset
+from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import bin_label, pair_trials
 from neurovamp.errors import DataError
 from neurovamp.io.nwb import read_nwb, read_nwb_dataset

@@ -31,7 +31,8 @@ import pytest
 import xarray as xr
 
 from neurovamp.cli import main
-from neurovamp.data.dataset import animals, get_modality, load_dataset, load_recordings
+from neurovamp.data.dataset import animals, get_modality, load_dataset
+from neurovamp.io.recordings import load_recordings
 from neurovamp.errors import DataError
 from neurovamp.models.estimator import MultiAnimalModel
 from neurovamp.models.training import load_checkpoint

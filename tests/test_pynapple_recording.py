@@ -21,7 +21,8 @@ import pytest
 
 from neurovamp.analysis.decode import behavior_samples, decode_behavior
 from neurovamp.cli import main
-from neurovamp.data.dataset import animals, get_behavior, get_modality, load_recordings
+from neurovamp.data.dataset import animals, get_behavior, get_modality
+from neurovamp.io.recordings import load_recordings
 
 PYNAPPLE = "pynapple==0.11.4"
 SDIST = "pynapple-0.11.4.tar.gz"

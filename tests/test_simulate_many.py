@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurovamp.cli import main
-from neurovamp.data.dataset import load_recordings
+from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import pair_trials
 from neurovamp.errors import ConfigError
 from neurovamp.simulate import MANY_TRIALS, MANY_UNITS, SimulationConfig, simulate_experiment

@@ -119,7 +119,8 @@ def info_command(args: argparse.Namespace) -> int:
     int
         0 on success (user errors raise :class:`~neurovamp.errors.NeurovampError`).
     """
-    from neurovamp.data.dataset import DATASET_SUFFIXES, animals, get_modality, load_recordings
+    from neurovamp.data.dataset import DATASET_SUFFIXES, animals, get_modality
+    from neurovamp.io.recordings import load_recordings
     from neurovamp.io.nwb_info import describe_nwb
 
     recording = recording_settings(args)

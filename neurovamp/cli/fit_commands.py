@@ -203,7 +203,7 @@ def fit_command(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg", force=False)  # loss.png is written without a display
 
-    from neurovamp.data.dataset import load_recordings
+    from neurovamp.io.recordings import load_recordings
     from neurovamp.run import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
 
     config = _model_config(args)

@@ -2,7 +2,7 @@
 
 :func:`add_recording_options` adds them to a command's option group and
 :func:`recording_settings` turns the parsed values into the keyword arguments of
-:func:`neurovamp.data.dataset.load_recordings` (JSON-safe, so that ``run.json`` can record
+:func:`neurovamp.io.recordings.load_recordings` (JSON-safe, so that ``run.json`` can record
 them).
 """
 

@@ -3,7 +3,7 @@
 Every public function of the data modules is available here, imported on first use::
 
     import neurovamp as nv
-    tree = nv.data.load_recordings(paths, event="odor_onset", window=(0.0, 1.0), bin_size=0.02)
+    tree = nv.io.load_recordings(paths, event="odor_onset", window=(0.0, 1.0), bin_size=0.02)
     paired = nv.data.pair_trials(tree, by="odor")
 
 Modules: :mod:`~neurovamp.data.modality` (one animal's ``(trial, unit, time)`` counts),
@@ -28,7 +28,7 @@ _EXPORTS = {
     "get_modality": "neurovamp.data.dataset",
     "save_dataset": "neurovamp.data.dataset",
     "load_dataset": "neurovamp.data.dataset",
-    "load_recordings": "neurovamp.data.dataset",
+    "dataset_nodes": "neurovamp.data.dataset",
     # pairing
     "PairedData": "neurovamp.data.pairing",
     "pair_trials": "neurovamp.data.pairing",

@@ -14,7 +14,7 @@ modality attributes round-trip).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,13 @@ __all__ = [
     "get_behavior",
     "save_dataset",
     "load_dataset",
-    "load_recordings",
+    "dataset_nodes",
 ]
 
 _MARKER = "neurovamp"
 _MARKER_VALUE = "dataset"
 FORMAT_VERSION = 1
-#: File suffixes :func:`load_recordings` treats as saved datasets (others are NWB).
+#: File suffixes :func:`neurovamp.io.recordings.load_recordings` treats as saved datasets (others are NWB).
 DATASET_SUFFIXES = (".nc", ".nc4", ".netcdf")
 _BIN_TOLERANCE = 1e-9
 
@@ -316,125 +316,32 @@ def load_dataset(path: str | os.PathLike) -> xr.DataTree:
         raise DataError(f"{path}: {exc}") from exc
 
 
-def load_recordings(
-    paths: str | os.PathLike | Iterable[str | os.PathLike],
-    *,
-    event: str = "start_time",
-    window: tuple[float, float] = (0.0, 0.5),
-    bin_size: float = 0.01,
-    labels: Sequence[str] | None = None,
-    allow_silent_units: bool = False,
-    drop_missing_events: bool = False,
-    trials: str | None = None,
-    event_relative_to: str | None = None,
-    units: Mapping[str, Any] | None = None,
-    behavior: str | Sequence[str] | None = None,
-    windows: float | None = None,
-    drop_uncovered: bool = False,
-) -> xr.DataTree:
-    """Load NWB files and/or saved datasets into one multi-animal set.
+def dataset_nodes(path: str | os.PathLike, labels: Sequence[str] | None = None) -> list[xr.Dataset]:
+    """The animals of a saved set, one node each, keeping only some trial labels.
 
     Parameters
     ----------
-    paths
-        One path or several: NWB files (one animal, or one session of an animal, each)
-        and/or a saved dataset (suffix ``.nc``, ``.nc4`` or ``.netcdf``).
-    event, window, bin_size, allow_silent_units, drop_missing_events, trials, event_relative_to, units, windows
-        Binning of NWB files, as in :func:`neurovamp.io.nwb.read_nwb`. A saved dataset
-        keeps its own bins; mixing it with NWB files requires the same bins.
-    behavior, drop_uncovered
-        Behaviour series read beside the counts, as in
-        :func:`neurovamp.io.nwb.read_nwb_dataset` (see :func:`get_behavior`).
+    path
+        A saved dataset (:func:`save_dataset`).
     labels
-        Trial label columns to keep (all when ``None``); applied to NWB files and saved
-        datasets alike.
+        Trial label columns to keep (all when ``None``).
 
     Returns
     -------
-    xarray.DataTree
-        The set (see :func:`make_dataset`). Several NWB files of one subject (different
-        sessions) are distinct animals named ``<subject>_<session>`` (the session id,
-        or the file stem when the file has none).
+    list of xarray.Dataset
+        One node per animal (``counts`` and the variables beside it), ready for
+        :func:`make_dataset`.
 
     Raises
     ------
     DataError
-        For unreadable files, missing labels, an animal id that appears twice (in a
-        saved dataset and a file, or the same session twice), or "mismatched bins"
-        across animals.
+        If the file is not a saved dataset, or an animal lacks one of ``labels``.
     """
-    from neurovamp.io.nwb import read_nwb_dataset  # lazy: keeps pynwb out of `import neurovamp.data`
-
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
-    _check_binning_memory([p for p in paths if p.suffix.lower() not in DATASET_SUFFIXES], window, bin_size)
-    modalities: list[xr.Dataset] = []
-    from_nwb: list[int] = []
-    for path in paths:
-        if path.is_dir():
-            raise DataError(f"{path}: is a folder; expected an NWB file or a saved dataset (.nc)")
-        if path.suffix.lower() in DATASET_SUFFIXES:
-            tree = load_dataset(path)
-            for animal in animals(tree):
-                counts = _select_labels(get_modality(tree, animal), labels, path)
-                modalities.append(_with_variables(counts, tree[animal].to_dataset()))
-        else:
-            from_nwb.append(len(modalities))
-            try:
-                modalities.append(
-                    read_nwb_dataset(
-                        path, event=event, window=window, bin_size=bin_size, labels=labels,
-                        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
-                        trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
-                        behavior=behavior, drop_uncovered=drop_uncovered,
-                    )
-                )
-            except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
-                detail = " ".join(str(exc).split()) or type(exc).__name__
-                raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
-    _name_sessions([modalities[i] for i in from_nwb])
-    return make_dataset(modalities)
-
-
-def _name_sessions(nodes: Sequence[xr.Dataset]) -> None:
-    """Rename the animal of NWB files sharing a subject to ``<subject>_<session>`` (in place).
-
-    Files of one subject with the same session (the same file given twice) keep their
-    name, so that :func:`make_dataset` reports the duplicate.
-    """
-    by_animal: dict[str, list[xr.Dataset]] = {}
-    for node in nodes:
-        by_animal.setdefault(str(node[COUNTS].attrs["animal"]), []).append(node)
-    for animal, group in by_animal.items():
-        sessions = [str(node.attrs.get("session", "")) for node in group]
-        if len(group) < 2 or len(set(sessions)) < len(sessions):
-            continue
-        for node, session in zip(group, sessions):
-            node[COUNTS].attrs["animal"] = f"{animal}_{session}".replace("/", "_")
-
-
-def _check_binning_memory(paths: Sequence[Path], window: tuple[float, float], bin_size: float) -> None:
-    """Refuse, before binning, NWB files whose counts (and the copies made of them) cannot fit in memory."""
-    from neurovamp._budget import check_memory
-    from neurovamp.io.sizes import nwb_table_sizes
-
-    try:
-        n_bins = (float(window[1]) - float(window[0])) / float(bin_size)
-    except (TypeError, ValueError, IndexError, ZeroDivisionError):
-        return  # read_nwb names the bad option
-    if not np.isfinite(n_bins) or n_bins <= 0:
-        return
-    cells = 0.0
-    for path in paths:
-        sizes = nwb_table_sizes(path) if path.is_file() else None
-        if sizes is not None:
-            cells += sizes[0] * sizes[1] * n_bins
-    # int32 counts, the float32 copy pairing keeps, and one working copy: 3 x 4 bytes per bin
-    check_memory(cells * 12, f"binning {len(paths)} file{'s' if len(paths) != 1 else ''} at {float(bin_size):g} s "
-                 f"bins ({n_bins:.0f} bins per trial)", "use a larger --bin or a shorter --window")
+    tree = load_dataset(path)
+    return [
+        _with_variables(_select_labels(get_modality(tree, animal), labels, Path(path)), tree[animal].to_dataset())
+        for animal in animals(tree)
+    ]
 
 
 def _select_labels(da: xr.DataArray, labels: Sequence[str] | None, path: Path) -> xr.DataArray:

@@ -1,0 +1,138 @@
+"""Recordings in: NWB files and saved sets binned alike into one multi-animal set.
+
+:func:`load_recordings` is the one entry point that opens NWB files for the layers above
+(the pipelines and the command line); it lives in ``io`` because ``io`` depends on
+``data`` (the modality and the multi-animal set) and never the reverse.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurovamp._budget import check_memory
+from neurovamp.data.dataset import DATASET_SUFFIXES, dataset_nodes, make_dataset
+from neurovamp.data.modality import COUNTS
+from neurovamp.errors import DataError
+from neurovamp.io.nwb import read_nwb_dataset
+from neurovamp.io.sizes import nwb_table_sizes
+
+__all__ = ["load_recordings"]
+
+
+def load_recordings(
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    event: str = "start_time",
+    window: tuple[float, float] = (0.0, 0.5),
+    bin_size: float = 0.01,
+    labels: Sequence[str] | None = None,
+    allow_silent_units: bool = False,
+    drop_missing_events: bool = False,
+    trials: str | None = None,
+    event_relative_to: str | None = None,
+    units: Mapping[str, Any] | None = None,
+    behavior: str | Sequence[str] | None = None,
+    windows: float | None = None,
+    drop_uncovered: bool = False,
+) -> xr.DataTree:
+    """Load NWB files and/or saved datasets into one multi-animal set.
+
+    Parameters
+    ----------
+    paths
+        One path or several: NWB files (one animal, or one session of an animal, each)
+        and/or a saved dataset (suffix ``.nc``, ``.nc4`` or ``.netcdf``).
+    event, window, bin_size, allow_silent_units, drop_missing_events, trials, event_relative_to, units, windows
+        Binning of NWB files, as in :func:`neurovamp.io.nwb.read_nwb`. A saved dataset
+        keeps its own bins; mixing it with NWB files requires the same bins.
+    behavior, drop_uncovered
+        Behaviour series read beside the counts, as in
+        :func:`neurovamp.io.nwb.read_nwb_dataset` (see :func:`neurovamp.data.dataset.get_behavior`).
+    labels
+        Trial label columns to keep (all when ``None``); applied to NWB files and saved
+        datasets alike.
+
+    Returns
+    -------
+    xarray.DataTree
+        The set (see :func:`neurovamp.data.dataset.make_dataset`). Several NWB files of one subject (different
+        sessions) are distinct animals named ``<subject>_<session>`` (the session id,
+        or the file stem when the file has none).
+
+    Raises
+    ------
+    DataError
+        For unreadable files, missing labels, an animal id that appears twice (in a
+        saved dataset and a file, or the same session twice), or "mismatched bins"
+        across animals.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
+    _check_binning_memory([p for p in paths if p.suffix.lower() not in DATASET_SUFFIXES], window, bin_size)
+    modalities: list[xr.Dataset] = []
+    from_nwb: list[int] = []
+    for path in paths:
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder; expected an NWB file or a saved dataset (.nc)")
+        if path.suffix.lower() in DATASET_SUFFIXES:
+            modalities.extend(dataset_nodes(path, labels))
+        else:
+            from_nwb.append(len(modalities))
+            try:
+                modalities.append(
+                    read_nwb_dataset(
+                        path, event=event, window=window, bin_size=bin_size, labels=labels,
+                        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                        trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
+                        behavior=behavior, drop_uncovered=drop_uncovered,
+                    )
+                )
+            except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
+                detail = " ".join(str(exc).split()) or type(exc).__name__
+                raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
+    _name_sessions([modalities[i] for i in from_nwb])
+    return make_dataset(modalities)
+
+
+def _name_sessions(nodes: Sequence[xr.Dataset]) -> None:
+    """Rename the animal of NWB files sharing a subject to ``<subject>_<session>`` (in place).
+
+    Files of one subject with the same session (the same file given twice) keep their
+    name, so that :func:`~neurovamp.data.dataset.make_dataset` reports the duplicate.
+    """
+    by_animal: dict[str, list[xr.Dataset]] = {}
+    for node in nodes:
+        by_animal.setdefault(str(node[COUNTS].attrs["animal"]), []).append(node)
+    for animal, group in by_animal.items():
+        sessions = [str(node.attrs.get("session", "")) for node in group]
+        if len(group) < 2 or len(set(sessions)) < len(sessions):
+            continue
+        for node, session in zip(group, sessions):
+            node[COUNTS].attrs["animal"] = f"{animal}_{session}".replace("/", "_")
+
+
+def _check_binning_memory(paths: Sequence[Path], window: tuple[float, float], bin_size: float) -> None:
+    """Refuse, before binning, NWB files whose counts (and the copies made of them) cannot fit in memory."""
+    try:
+        n_bins = (float(window[1]) - float(window[0])) / float(bin_size)
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return  # read_nwb names the bad option
+    if not np.isfinite(n_bins) or n_bins <= 0:
+        return
+    cells = 0.0
+    for path in paths:
+        sizes = nwb_table_sizes(path) if path.is_file() else None
+        if sizes is not None:
+            cells += sizes[0] * sizes[1] * n_bins
+    # int32 counts, the float32 copy pairing keeps, and one working copy: 3 x 4 bytes per bin
+    check_memory(cells * 12, f"binning {len(paths)} file{'s' if len(paths) != 1 else ''} at {float(bin_size):g} s "
+                 f"bins ({n_bins:.0f} bins per trial)", "use a larger --bin or a shorter --window")
