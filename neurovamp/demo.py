@@ -470,7 +470,8 @@ def _generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: A
     the generic prediction against the flat rate; ``generic_correlation`` the generic
     prediction's correlation with the true rate (beside the imputation's).
     """
-    from neurovamp.analysis.loco import SMOOTH_S, condition_scores, generic_prediction
+    from neurovamp.analysis.loco import SMOOTH_S
+    from neurovamp.analysis.metrics import condition_scores, generic_prediction
 
     bin_size = float(imputed.attrs["bin_size"])
     time = np.asarray(imputed["time"].values, dtype=float)
