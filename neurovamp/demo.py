@@ -797,7 +797,8 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
                "epochs_run"]
     columns = [c for c in wanted if c in table.columns]
     keep = [c for c in table.columns if c in columns or (c.endswith("_sd") and c[:-3] in columns)]
-    best = {c: "max" for c in columns if not c.startswith(("fit_", "epochs"))}
+    # the generic null is model-free (the same for every model): not ranked
+    best = {c: "max" for c in columns if not c.startswith(("fit_", "epochs")) and c != "generic_bits_per_spike"}
     report.table(
         table[keep],
         caption="Mean ± SD over animals (alignment: over ordered animal pairs); best model in bold. "
