@@ -12,7 +12,7 @@ self-reconstruction bits/spike, and the imputation of rat3's never-smelled odor 
 against the simulator's truth: condition-specific r (imputed - generic vs truth -
 generic, generic = rat3's mean over the odors it smelled) and bits/spike against the
 generic prediction on Poisson draws of the true rate
-(:func:`neurovamp.analysis.loco.condition_scores`).
+(:func:`neurovamp.analysis.metrics.condition_scores`).
 
 Usage::
 
@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurovamp.analysis.loco import condition_scores, generic_prediction
-from neurovamp.analysis.metrics import bits_per_spike
+from neurovamp.analysis.metrics import bits_per_spike, condition_scores, generic_prediction
 from neurovamp.data.pairing import PairedData, pair_trials
 from neurovamp.models.estimator import MultiAnimalModel
 

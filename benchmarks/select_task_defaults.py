@@ -20,8 +20,8 @@ around odor onset in 20 ms bins, odors A-E, ``rat3`` never smells E) at two size
 - ``pc1``: share of latent variance on the first principal component (collapse check);
 - ``epochs``, ``best``, ``fit_s``.
 
-Local scorers (``neurovamp.analysis.loco.condition_scores``) stand in for the shared
-generic-null scorers until those are merged.
+The scores are the shared ones of :mod:`neurovamp.analysis.metrics`
+(``generic_prediction``, ``condition_scores``), through ``benchmarks/convergence.py``.
 
 Usage::
 

@@ -26,7 +26,8 @@ Pipeline
    trials: odor decoding per rat (own classifier: trained on the rat's training-trial
    latents, scored on its test trials; shared classifier: trained on the *other* rats'
    training-trial latents, scored on this rat's test trials), a raw-count reference,
-   conditional-generation coherence, bits/spike, PSTH R² and cross-rat alignment. The
+   cross-animal generation accuracy (the paper's "coherence"), bits/spike, PSTH R² and
+   cross-rat alignment. The
    *training-trial* scores are computed too (own: 5-fold CV over the training trials'
    latents, grouped by trial; shared: leave-one-rat-out on the training trials), because
    the original code validated on its training data.
@@ -116,7 +117,7 @@ METRIC_KEYS: dict[str, str] = {
     "own_train": "own classifier, train",
     "own_cv_all": "own classifier, CV on all trials",
     "raw_heldout": "raw counts, held-out",
-    "coherence": "coherence",
+    "cross_generation_accuracy": "cross-animal generation accuracy",
     "bits_per_spike": "bits/spike",
     "psth_r2": "PSTH R²",
 }
@@ -599,7 +600,7 @@ def _fit_record(
             "own_train": _number(own_train.get(animal)),
             "own_cv_all": _number(dec.get("cv_balanced_accuracy")),
             "raw_heldout": _number(dec.get("raw_balanced_accuracy")),
-            "coherence": _number(imp.get("coherence")),
+            "cross_generation_accuracy": _number(imp.get("cross_generation_accuracy")),
             "bits_per_spike": _number(imp.get("bits_per_spike")),
             "psth_r2": _number(imp.get("psth_r2")),
             "chance": _number(dec.get("chance")),
@@ -755,7 +756,28 @@ def read_paper_metrics(path: str | os.PathLike) -> dict[str, Any]:
     data = _read_json(path)
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise DataError(f"{path}: not the metrics of a `neurovamp paper` run (format {_FORMAT!r} expected)")
+    for fit in data.get("fits") or []:
+        _upgrade_record(fit)
+    for by_model in (data.get("summary") or {}).values():
+        for stats in by_model.values():
+            for entry in (stats.get("mean"), stats.get("sd"), *(stats.get("per_rat") or {}).values()):
+                _renamed(entry)
     return data
+
+
+def _renamed(entry: Any) -> None:
+    """Copy the pre-0.2 ``coherence`` of a per-rat dict to its current name (in place)."""
+    from neurovamp.analysis.evaluate import upgrade_entry
+
+    upgrade_entry(entry)
+
+
+def _upgrade_record(record: Any) -> Any:
+    """A fit record written by an older neurovamp, with the current metric names (in place)."""
+    if isinstance(record, dict):
+        for entry in (record.get("mean"), *(record.get("rats") or {}).values()):
+            _renamed(entry)
+    return record
 
 
 def _fit_dir(run_dir: Path, preset: str, model: str, seed: int) -> Path:
@@ -921,7 +943,7 @@ def _run_paper(
     for job in jobs:
         folder = _fit_dir(run_dir, job[1], job[2], job[0])
         if (folder / _FIT_FILE).is_file() and (folder / _LATENTS_FILE).is_file():
-            records[job] = _read_json(folder / _FIT_FILE)
+            records[job] = _upgrade_record(_read_json(folder / _FIT_FILE))
         else:
             todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(records), desc="paper fits", unit="fit", disable=not progress)
@@ -1158,8 +1180,8 @@ def _write_figures(run_dir: Path, metrics: Mapping[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- report
-_OVERVIEW = ("shared_heldout", "shared_train", "own_heldout", "own_train", "coherence")
-_PER_RAT = ("own_heldout", "own_train", "shared_heldout", "shared_train", "coherence")
+_OVERVIEW = ("shared_heldout", "shared_train", "own_heldout", "own_train", "cross_generation_accuracy")
+_PER_RAT = ("own_heldout", "own_train", "shared_heldout", "shared_train", "cross_generation_accuracy")
 
 
 def _cell(stats: Mapping[str, Any] | None, key: str | None = None, digits: int = 3) -> str:
@@ -1295,7 +1317,8 @@ def write_report(metrics: Mapping[str, Any], path: str | os.PathLike, *, overwri
             "them, grouped by trial; shared: trained on the other rats' training trials). The original code validated "
             "on its training "
             "data, so its published accuracies correspond to these *train* numbers, not to the held-out ones.",
-            "Coherence: each rat's held-out trials are generated from the other rats' held-out trials of the same "
+            "Cross-animal generation accuracy (the paper's coherence): each rat's held-out trials are generated "
+            "from the other rats' held-out trials of the same "
             "odor; a classifier trained on the rat's real training-trial activity decodes the odor of the generated "
             "activity (balanced accuracy).",
             "Every cell is the mean ± sd over seeds (sd omitted for one seed); tables per model give each rat, the "
@@ -1310,13 +1333,14 @@ def write_report(metrics: Mapping[str, Any], path: str | os.PathLike, *, overwri
             rows.append([model, *(_cell(stats, k) for k in _OVERVIEW), _cell(stats, "fit_seconds", 1)])
         report.raw(
             _table(
-                ["model", "shared, held-out", "shared, train", "own, held-out", "own, train", "coherence",
+                ["model", "shared, held-out", "shared, train", "own, held-out", "own, train",
+                 "cross-animal generation accuracy",
                  "fit time (s)"],
                 rows,
             )
         )
         report.paragraph(
-            f"*Odor decoding (balanced accuracy) and coherence averaged over rats, {preset} preset; "
+            f"*Odor decoding (balanced accuracy) and cross-animal generation accuracy averaged over rats, {preset} preset; "
             "fit time = wall-clock seconds of one fit.*"
         )
         report.bullets(_noise_sentences(metrics.get("fits", []), preset))
@@ -1330,7 +1354,8 @@ def write_report(metrics: Mapping[str, Any], path: str | os.PathLike, *, overwri
             rat_rows.append(["mean over rats", *(_cell(stats, k) for k in _PER_RAT)])
             report.raw(
                 _table(
-                    ["rat", "own, held-out", "own, train", "shared, held-out", "shared, train", "coherence"], rat_rows
+                    ["rat", "own, held-out", "own, train", "shared, held-out", "shared, train",
+                     "cross-animal generation accuracy"], rat_rows
                 )
             )
             times = ", ".join(f"seed {s} {float(t):.1f} s" for s, t in stats["fit_seconds"].items())

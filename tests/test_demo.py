@@ -138,13 +138,32 @@ def test_report_numbers_match_metrics_json(demo):
             shared = [animals[a]["shared_decoding"][label]["balanced_accuracy"] for a in animals]
             assert _cell_numbers(table.at[name, f"{label} shared decoding"])[0] == pytest.approx(np.mean(shared),
                                                                                                    abs=6e-4)
-        for key, title in (("bits_per_spike", "bits/spike"), ("psth_r2", "PSTH R²"), ("coherence", "coherence")):
+        # "coherence" was renamed cross_generation_accuracy (same numbers; the old key is still written)
+        for key, title in (("bits_per_spike", "bits/spike"), ("psth_r2", "PSTH R²"),
+                           ("cross_generation_accuracy", "cross-animal generation accuracy")):
             values = [animals[a]["imputation"][key] for a in animals]
             assert _cell_numbers(table.at[name, title])[0] == pytest.approx(np.mean(values), abs=6e-4)
+        # the generic null beside bits/spike: the per-animal mean, equal to metrics.json's summary
+        summary = combined[name]["summary"]
+        for key, title in (("generic_bits_per_spike", "generic: bits/spike"),
+                           ("bits_per_spike_vs_generic", "bits/spike vs generic"),
+                           ("condition_specific_r", "condition-specific r")):
+            values = [v for v in (animals[a]["imputation"][key] for a in animals) if v is not None]
+            if not values:
+                assert table.at[name, title] == "–" and summary[key] is None
+                continue
+            assert _cell_numbers(table.at[name, title])[0] == pytest.approx(np.mean(values), abs=6e-4)
+            assert _cell_numbers(table.at[name, title])[0] == pytest.approx(summary[key], abs=6e-4)
         # the mean off-diagonal alignment equals evaluate_model's own summary
         assert _cell_numbers(table.at[name, "alignment R²"])[0] == pytest.approx(
             combined[name]["summary"]["alignment_r2"], abs=6e-4
         )
+        # ... and the map-free alignment beside it equals alignment.identity_mean_r2
+        identity = combined[name]["alignment"].get("identity_mean_r2")
+        if identity is None:
+            assert table.at[name, "alignment R², no map"] == "–"
+        else:
+            assert _cell_numbers(table.at[name, "alignment R², no map"])[0] == pytest.approx(identity, abs=6e-4)
     # ground-truth table: rat3's unseen odor
     truth = _report_table(report, "model", "odor E R²")
     unseen = combined["mmvm"]["ground_truth"]["by_odor"]["E"]

@@ -7,17 +7,20 @@ import math
 import numpy as np
 import pytest
 import xarray as xr
+from scipy.special import gammaln
 from scipy.stats import poisson
 
 from neurovamp.analysis.metrics import (
     RATE_EPS,
     band_coverage,
     bits_per_spike,
+    condition_scores,
     condition_specific_score,
     generic_prediction,
     poisson_log_likelihood,
     psth_r2,
     psth_r2_by_condition,
+    smooth_psth,
 )
 from neurovamp.errors import DataError
 
@@ -194,3 +197,96 @@ def test_bits_per_spike_against_the_generic_null():
     generic = generic_prediction(counts, np.arange(40) % 4)
     assert bits_per_spike(np.broadcast_to(generic, counts.shape), counts, null_rates=generic) == pytest.approx(0.0)
     assert bits_per_spike(rates, counts, null_rates=generic) > 0
+
+
+def test_bits_per_spike_with_a_unit_by_time_null_matches_hand_computation():
+    # a (unit, time) generic null is broadcast over trials
+    counts = np.array([[[1.0, 0.0, 3.0]], [[0.0, 2.0, 1.0]]])
+    generic = np.array([[0.5, 1.0, 2.0]])
+    rates = np.array([[[1.0, 0.5, 2.5]], [[0.2, 1.5, 1.0]]])
+
+    def ll(lam: np.ndarray) -> float:
+        return float(np.sum(counts * np.log(lam) - lam - gammaln(counts + 1)))
+
+    expected = (ll(rates) - ll(np.broadcast_to(generic, counts.shape))) / (counts.sum() * np.log(2))
+    assert bits_per_spike(rates, counts, null_rates=generic) == pytest.approx(expected)
+    assert bits_per_spike(np.broadcast_to(generic, counts.shape), counts, null_rates=generic) == 0.0
+
+
+def test_condition_specific_r_is_pearson_of_deviations_from_generic():
+    generic = np.array([[1.0, 1.0, 1.0]])
+    truth = generic + np.array([[1.0, 2.0, 3.0]])
+    imputed = generic + np.array([[1.0, 3.0, 2.0]])
+    assert condition_specific_score(imputed, truth, generic)["r"] == pytest.approx(0.5)  # r of (1,3,2) and (1,2,3)
+    scaled = generic + 0.3 * (truth - generic) + 0.1
+    assert condition_specific_score(scaled, truth, generic)["r"] == pytest.approx(1.0)
+
+
+def test_smooth_psth_hand_example():
+    values = np.array([[0.0, 0.0, 1.0, 0.0, 0.0]])
+    out = smooth_psth(values, 1.0)
+    w = np.exp(-0.5 * np.arange(4) ** 2)  # kernel at offsets 0..3 (|k| <= ceil(3 sigma))
+    assert out[0, 2] == pytest.approx(w[0] / (w[0] + 2 * w[1] + 2 * w[2]))  # offsets -2..2 inside
+    assert out[0, 0] == pytest.approx(w[2] / (w[0] + w[1] + w[2] + w[3]))  # offsets 0..3 inside
+    np.testing.assert_allclose(smooth_psth(np.full((2, 7), 3.0), 1.5), 3.0)  # normalised at the edges
+    np.testing.assert_array_equal(smooth_psth(values, 0.0), values)
+
+
+def test_generic_prediction_split_halves_and_smoothing():
+    # condition A: trials 1, 3, 5; B: one trial 10; C: 20, 40 (unit 0, one bin)
+    values = np.array([1.0, 10.0, 3.0, 20.0, 5.0, 40.0]).reshape(6, 1, 1)
+    labels = np.array(["A", "B", "A", "C", "A", "C"])
+    # half 0: even-numbered trials of each condition (A: 1, 5; C: 20); B keeps its only trial
+    assert generic_prediction(values, labels, half=0)[0, 0] == pytest.approx((3.0 + 10.0 + 20.0) / 3)
+    assert generic_prediction(values, labels, half=1)[0, 0] == pytest.approx((3.0 + 10.0 + 40.0) / 3)
+    assert generic_prediction(values, labels, exclude="C", half=1)[0, 0] == pytest.approx((3.0 + 10.0) / 2)
+    with pytest.raises(DataError, match="half"):
+        generic_prediction(values, labels, half=2)
+    rng = np.random.default_rng(0)
+    noisy = rng.poisson(0.5, size=(12, 2, 9)).astype(float)
+    labs = np.arange(12) % 3
+    np.testing.assert_allclose(generic_prediction(noisy, labs, sigma_bins=1.0),
+                               smooth_psth(generic_prediction(noisy, labs), 1.0))
+
+
+def test_condition_specific_score_with_a_second_generic_for_the_truth():
+    generic = np.array([[2.0, 2.0, 2.0]])
+    generic_truth = np.array([[1.0, 1.0, 1.0]])
+    truth = np.array([[3.0, 2.0, 1.0]])  # minus generic_truth: 2, 1, 0
+    imputed = np.array([[3.0, 2.5, 2.0]])  # minus generic: 1, 0.5, 0 -> r = 1, r2 = 1 - (1 + 0.25) / 5
+    score = condition_specific_score(imputed, truth, generic, generic_truth=generic_truth)
+    assert score["r"] == pytest.approx(1.0) and score["r2"] == pytest.approx(0.75)
+    with pytest.raises(DataError, match="generic_truth shape"):
+        condition_specific_score(imputed, truth, generic, generic_truth=np.ones((2, 2)))
+
+
+def test_split_half_generic_keeps_its_noise_from_inflating_r():
+    # an "imputation" equal to the true generic adds nothing; subtracting one noisy estimate of
+    # the generic from both sides correlates the differences through that estimate's noise
+    rng = np.random.default_rng(1)
+    true_generic = rng.uniform(0.2, 1.0, size=(20, 30))
+    counts = rng.poisson(np.broadcast_to(true_generic, (40, 20, 30))).astype(float)
+    labels = np.arange(40) % 4
+    both = generic_prediction(counts, labels)
+    halves = [generic_prediction(counts, labels, half=h) for h in (0, 1)]
+    same = condition_specific_score(true_generic, true_generic, both)["r"]
+    split = condition_specific_score(true_generic, true_generic, halves[0], generic_truth=halves[1])["r"]
+    assert same == pytest.approx(1.0)
+    assert abs(split) < 0.15
+
+
+def test_condition_scores_bundle_the_shared_scores():
+    rng = np.random.default_rng(2)
+    imputed = rng.uniform(0.2, 1.0, size=(3, 8))
+    generic = rng.uniform(0.2, 1.0, size=(3, 8))
+    counts = rng.poisson(np.broadcast_to(imputed, (5, 3, 8))).astype(float)
+    out = condition_scores(imputed, generic, counts, sigma_bins=1.0)
+    pred = np.broadcast_to(imputed, counts.shape)
+    assert out["n_trials"] == 5
+    assert out["bps_flat"] == pytest.approx(bits_per_spike(pred, counts))
+    assert out["bps_generic"] == pytest.approx(bits_per_spike(pred, counts, null_rates=generic))
+    assert out["generic_bps_flat"] == pytest.approx(bits_per_spike(np.broadcast_to(generic, counts.shape), counts))
+    ref = condition_specific_score(imputed, smooth_psth(counts.mean(axis=0), 1.0), generic)
+    assert out["r"] == pytest.approx(ref["r"]) and out["r2"] == pytest.approx(ref["r2"])
+    empty = condition_scores(imputed, generic, np.zeros_like(counts), observed=imputed)
+    assert np.isnan(empty["bps_flat"]) and empty["r2"] == pytest.approx(1.0)

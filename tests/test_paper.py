@@ -97,7 +97,7 @@ def test_metrics_hold_every_fit_and_the_paper_setup(finished_run):
         assert fit["fit_seconds"] > 0
         assert set(fit["rats"]) == set(RATS)
         for rat, values in fit["rats"].items():
-            for key in ("shared_heldout", "shared_train", "own_heldout", "own_train", "coherence"):
+            for key in ("shared_heldout", "shared_train", "own_heldout", "own_train", "cross_generation_accuracy"):
                 assert values[key] is not None and 0.0 <= values[key] <= 1.0, (fit["preset"], rat, key)
             assert values["chance"] == pytest.approx(0.25)
         # odors A-D, each in every split: at least one pair per odor and split
@@ -154,7 +154,7 @@ def test_report_numbers_agree_with_metrics(finished_run):
     summary = metrics["summary"]
     overview = {t[2][0]: t for t in tables if t[0][0] == "model"}  # first model row -> table
     assert len([t for t in tables if t[0][0] == "model"]) == 1  # one per preset
-    overview_keys = ["shared_heldout", "shared_train", "own_heldout", "own_train", "coherence", "fit_seconds"]
+    overview_keys = ["shared_heldout", "shared_train", "own_heldout", "own_train", "cross_generation_accuracy", "fit_seconds"]
     checked = 0
     for preset, table in zip(("paper",), [t for t in tables if t[0][0] == "model"]):
         for row in table[2:]:
@@ -164,7 +164,7 @@ def test_report_numbers_agree_with_metrics(finished_run):
                 checked += 1
     per_rat = [t for t in tables if t[0][0] == "rat"]
     assert len(per_rat) == 2  # one per preset and model, in report order
-    keys = ["own_heldout", "own_train", "shared_heldout", "shared_train", "coherence"]
+    keys = ["own_heldout", "own_train", "shared_heldout", "shared_train", "cross_generation_accuracy"]
     order = [("paper", m) for m in ("mmvm", "independent")]
     for (preset, model), table in zip(order, per_rat):
         stats = summary[preset][model]

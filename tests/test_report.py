@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -52,14 +53,34 @@ def test_comparison_table_means_over_animals():
     assert table.at["mmvm", "raw_decoding_odor"] == pytest.approx(0.5)
     assert table.at["mmvm", "shared_decoding_odor"] == pytest.approx(0.6)
     assert table.at["mmvm", "bits_per_spike"] == pytest.approx(0.15)  # None skipped
-    assert table.at["mmvm", "coherence"] == pytest.approx(0.8)
+    # these metrics carry the pre-0.2 key "coherence": read as cross_generation_accuracy
+    assert table.at["mmvm", "cross_generation_accuracy"] == pytest.approx(0.8)
     # off-diagonal mean, a null entry skipped: (0.9 + 0.8 + 0.7 + 0.6 + 0.5) / 5
     assert table.at["mmvm", "alignment_r2"] == pytest.approx(0.7)
     assert table.at["independent", "alignment_r2"] == pytest.approx(0.2)
-    assert math.isnan(table.at["independent", "coherence"])
+    assert math.isnan(table.at["independent", "cross_generation_accuracy"])
     assert table.at["mmvm", "fit_seconds"] == 4.5 and table.at["mmvm", "epochs_run"] == 12
     assert math.isnan(table.at["independent", "fit_seconds"])
     assert "decoding_odor_sd" not in comparison_table({"m": metrics("m", *[[0.1] * 3] * 5, ALIGN)}, sd=False)
+
+
+def test_comparison_table_shows_the_generic_null_and_map_free_alignment():
+    m = metrics("mmvm", [0.6, 0.8, 1.0], [0.5, 0.6, 0.7], [0.1, 0.2, 0.3], [0.3, 0.3, 0.3], [0.9, 0.7, 0.8], ALIGN)
+    for i, entry in enumerate(m["animals"].values()):
+        entry["imputation"].update(cross_generation_accuracy=[0.6, 0.4, 0.5][i], generic_bits_per_spike=[0.05, 0.1, None][i],
+                                   bits_per_spike_vs_generic=[0.05, 0.1, 0.15][i], condition_specific_r=[0.2, 0.4, 0.9][i])
+    m["alignment"]["identity_r2"] = [[1.0, 0.2, 0.4], [0.0, 1.0, -0.3], [0.1, 0.2, 1.0]]
+    original = json.dumps(m)
+    table = comparison_table({"mmvm": m})
+    assert table.at["mmvm", "cross_generation_accuracy"] == pytest.approx(0.5)  # the new key wins over the alias
+    assert table.at["mmvm", "generic_bits_per_spike"] == pytest.approx(0.075)  # None skipped
+    assert table.at["mmvm", "bits_per_spike_vs_generic"] == pytest.approx(0.1)
+    assert table.at["mmvm", "condition_specific_r"] == pytest.approx(0.5)
+    # off-diagonal mean of the map-free matrix: (0.2 + 0.4 + 0 - 0.3 + 0.1 + 0.2) / 6
+    assert table.at["mmvm", "alignment_identity_r2"] == pytest.approx(0.1)
+    assert table.at["mmvm", "alignment_identity_r2_sd"] == pytest.approx(np.std([0.2, 0.4, 0, -0.3, 0.1, 0.2], ddof=1))
+    assert column_title("cross_generation_accuracy") == "cross-animal generation accuracy"
+    assert json.dumps(m) == original  # the caller's metrics are not modified
 
 
 def test_comparison_table_rejects_bad_input():

@@ -14,23 +14,21 @@ neurovamp scorers used as they are
 - :func:`neurovamp.analysis.alignment.alignment_matrix` on
   :func:`~neurovamp.analysis.alignment.condition_average` trajectories of the test trials
   (leave-one-condition-out R² of a linear map between animals);
-- :func:`neurovamp.analysis.metrics.bits_per_spike` (flat-rate null by default; any null
-  through ``null_rates``).
+- :func:`neurovamp.analysis.metrics.bits_per_spike` (flat-rate null by default; the
+  generic null below through ``null_rates``);
+- :func:`neurovamp.analysis.metrics.condition_specific_score` (its ``r``): Pearson
+  correlation of ``(imputed - generic)`` against ``(true - generic)``, pooled over
+  conditions, units and bins; truth = the simulator's expected rates, and here generic =
+  the mean *true* rate of the target's training trials (a generic estimated from counts
+  would put its own noise on both sides and correlate them spuriously).
 
-Local stand-ins (marked ``LOCAL``)
-----------------------------------
-The generic-null bits/spike, the condition-specific r and CEBRA's consistency score are
-not in neurovamp yet (another branch adds the first two to ``neurovamp.analysis.metrics``).
-They are written here, small and following ``shared/DESIGN.md`` ("Metrics"), so that the
-lead can swap them for the package's versions:
-
-- generic null: the target animal's own mean count per unit and bin over the trials (of
-  every condition) it has in the training split;
-- condition-specific r: Pearson correlation of ``(imputed - generic)`` against
-  ``(true - generic)``, pooled over conditions, units and bins; truth = the simulator's
-  expected rates, and here generic = the mean *true* rate of the target's training trials
-  (a generic estimated from counts would put its own noise on both sides and correlate
-  them spuriously);
+This benchmark's own (marked ``LOCAL``)
+---------------------------------------
+- generic null (:func:`generic_null`): the target animal's own mean count per unit and
+  bin over the trials (of every condition) it has in the training split, with one flat
+  pseudo-trial and ``scipy`` smoothing. It differs from
+  :func:`neurovamp.analysis.metrics.generic_prediction` (conditions weighted equally, no
+  pseudo-trial): the recorded peer results were made with it, so it stays;
 - CEBRA consistency: in-sample R² of a linear regression from one animal's
   condition-averaged latent trajectory to another's (``cebra.sklearn.metrics`` when CEBRA
   is installed; the same definition computed here otherwise).
@@ -46,7 +44,7 @@ import xarray as xr
 
 from neurovamp.analysis.alignment import alignment_matrix, condition_average
 from neurovamp.analysis.decode import decode_shared, transfer_decode
-from neurovamp.analysis.metrics import bits_per_spike
+from neurovamp.analysis.metrics import bits_per_spike, condition_specific_score
 
 LatentsFn = Callable[[str, str], xr.DataArray]
 GenerateFn = Callable[[np.ndarray, str, str], np.ndarray]
@@ -85,50 +83,6 @@ def generic_null(train_counts: np.ndarray, smooth_bins: float = 2.0) -> np.ndarr
 
         psth = gaussian_filter1d(psth, smooth_bins, axis=-1, mode="nearest")
     return psth
-
-
-def bits_per_spike_generic(rates: np.ndarray, counts: np.ndarray, generic: np.ndarray) -> float:
-    """LOCAL: bits per spike of ``rates`` against the generic null (neurovamp's bits_per_spike).
-
-    Parameters
-    ----------
-    rates
-        Predicted expected counts ``(trial, unit, time)``.
-    counts
-        Observed counts, same shape.
-    generic
-        ``(unit, time)`` from :func:`generic_null`.
-
-    Returns
-    -------
-    float
-        ``> 0`` only where the prediction beats the animal's own mean response.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    null = np.broadcast_to(np.asarray(generic, dtype=np.float64)[None], counts.shape)
-    return bits_per_spike(rates, counts, null_rates=null)
-
-
-def condition_specific_r(imputed: np.ndarray, truth: np.ndarray, generic: np.ndarray) -> float:
-    """LOCAL: correlation of ``imputed - generic`` with ``truth - generic``, pooled.
-
-    Parameters
-    ----------
-    imputed, truth
-        ``(..., unit, time)`` condition-averaged imputed and true expected counts.
-    generic
-        ``(unit, time)`` generic null (broadcast against both).
-
-    Returns
-    -------
-    float
-        Pearson r over every pooled element (NaN when either side is constant).
-    """
-    a = (np.asarray(imputed, dtype=np.float64) - generic).ravel()
-    b = (np.asarray(truth, dtype=np.float64) - generic).ravel()
-    a, b = a - a.mean(), b - b.mean()
-    denom = np.sqrt(np.sum(a * a) * np.sum(b * b))
-    return float(np.sum(a * b) / denom) if denom > 0 else float("nan")
 
 
 def consistency_r2(source: np.ndarray, target: np.ndarray) -> float:
@@ -337,12 +291,12 @@ def score_generation(
             pred = generate_covered(paired.counts[s][pairs[both, s]], src, tgt)
             obs = paired.counts[t][pairs[both, t]][..., covered]
             flat.append(bits_per_spike(pred, obs))
-            gen.append(bits_per_spike_generic(pred, obs, generic[tgt]))
+            gen.append(bits_per_spike(pred, obs, null_rates=generic[tgt]))
             truth = true_rates(tgt, pairs[both, t])[..., covered]
             levels = np.unique(cond[both])
             p_c = np.stack([pred[cond[both] == c].mean(axis=0) for c in levels])
             t_c = np.stack([truth[cond[both] == c].mean(axis=0) for c in levels])
-            rs.append(condition_specific_r(p_c, t_c, generic_true[tgt]))
+            rs.append(condition_specific_score(p_c, t_c, generic_true[tgt])["r"])
     rng = np.random.default_rng(seed)
     nflat, ngen, nr = [], [], []
     for t, tgt in enumerate(animals):
@@ -358,8 +312,8 @@ def score_generation(
             draws = rng.poisson(np.broadcast_to(truth, (n_synthetic,) + truth.shape)).astype(np.float64)
             rep = np.broadcast_to(imputed, draws.shape)
             nflat.append(bits_per_spike(rep, draws))
-            ngen.append(bits_per_spike_generic(rep, draws, generic[tgt]))
-            nr.append(condition_specific_r(imputed, truth, generic_true[tgt]))
+            ngen.append(bits_per_spike(rep, draws, null_rates=generic[tgt]))
+            nr.append(condition_specific_score(imputed, truth, generic_true[tgt])["r"])
     nan = float("nan")
     return {
         "heldout_bps": float(np.mean(flat)),

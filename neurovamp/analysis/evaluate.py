@@ -91,6 +91,7 @@ __all__ = [
     "write_metrics",
     "read_metrics",
     "upgrade_metrics",
+    "upgrade_entry",
 ]
 
 #: Value of ``metrics["format"]``.
@@ -958,8 +959,25 @@ def upgrade_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     if isinstance(animals, dict):
         entries += [a.get("imputation") for a in animals.values() if isinstance(a, dict)]
     for entry in entries:
-        if isinstance(entry, dict):
-            for old, new in RENAMED_KEYS.items():
-                if old in entry and new not in entry:
-                    entry[new] = entry[old]
+        upgrade_entry(entry)
     return metrics
+
+
+def upgrade_entry(entry: Any) -> Any:
+    """Copy the old keys of one dict (:data:`RENAMED_KEYS`) to their new names where absent (in place).
+
+    Parameters
+    ----------
+    entry
+        A dict of scores (e.g. an animal's ``imputation``); anything else is left alone.
+
+    Returns
+    -------
+    Any
+        ``entry``.
+    """
+    if isinstance(entry, dict):
+        for old, new in RENAMED_KEYS.items():
+            if old in entry and new not in entry:
+                entry[new] = entry[old]
+    return entry

@@ -24,10 +24,11 @@ Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real r
 
 Scorers
 -------
-:func:`generic_prediction` and :func:`condition_scores` are this module's own (marked
-``LOCAL SCORER``): the generic-null scorers of :mod:`neurovamp.analysis.metrics` were
-being written in parallel; when they exist, these two can delegate to them (same
-definitions).
+The scores are :func:`neurovamp.analysis.metrics.condition_scores` (bits/spike vs both
+nulls and :func:`~neurovamp.analysis.metrics.condition_specific_score`), with the
+generic prediction of :func:`neurovamp.analysis.metrics.generic_prediction`
+(``sigma_bins`` for the smoothing, ``half`` for the split-half estimates); they are
+re-exported here under the same names.
 """
 
 from __future__ import annotations
@@ -44,14 +45,16 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output
-from neurovamp.analysis.metrics import bits_per_spike
+from neurovamp.analysis.metrics import condition_scores, generic_prediction, smooth_psth
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = [
     "LOCO_KEY",
     "LOCO_DIR",
+    "SMOOTH_S",
     "generic_prediction",
     "condition_scores",
+    "smooth_psth",
     "loco_tasks",
     "hide_condition",
     "fit_and_score",
@@ -67,162 +70,11 @@ _SCORES = "scores.json"
 _SUMMARY_KEYS = ("bps_flat", "bps_generic", "generic_bps_flat", "r", "r2")
 
 
-# --------------------------------------------------------------------- LOCAL SCORER
+# --------------------------------------------------------------------- scoring settings
 #: Gaussian smoothing (s) of the PSTHs the scores compare: trial-averaged counts of a few
 #: dozen trials in 10-20 ms bins are mostly zeros for low-rate units, which makes an
 #: unsmoothed PSTH a poor null (log of ~0) and a noisy reference.
 SMOOTH_S = 0.05
-
-
-def smooth_psth(values: np.ndarray, sigma_bins: float) -> np.ndarray:
-    """Gaussian smoothing along the last (time) axis, normalised at the edges.
-
-    Parameters
-    ----------
-    values
-        ``(..., time)`` array.
-    sigma_bins
-        Standard deviation of the kernel in bins; 0 returns ``values`` unchanged.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape; each bin the kernel-weighted mean of the bins inside the window.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if sigma_bins <= 0:
-        return values
-    half = int(np.ceil(3 * sigma_bins))
-    offsets = np.arange(-half, half + 1)
-    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
-    n = values.shape[-1]
-    out = np.zeros_like(values)
-    weight = np.zeros(n)
-    for k, w in zip(offsets, kernel):
-        lo, hi = max(0, -k), min(n, n - k)
-        out[..., lo:hi] += w * values[..., lo + k:hi + k]
-        weight[lo:hi] += w
-    return out / weight
-
-
-def generic_prediction(counts: np.ndarray, conditions: Sequence[Any], exclude: Any = None, *,
-                       half: int | None = None, sigma_bins: float = 0.0) -> np.ndarray:
-    """The animal's own mean response over its conditions (the "generic" prediction).
-
-    LOCAL SCORER (see the module docstring): swap for the shared one when merged.
-
-    Parameters
-    ----------
-    counts
-        ``(trial, unit, time)`` counts (or rates) of one animal.
-    conditions
-        ``(trial,)`` condition label of every trial.
-    exclude
-        A condition left out of the average (the one being predicted); None keeps all.
-    half
-        0 or 1: use only the even- or odd-numbered trials of every condition (two
-        independent estimates, see :func:`condition_scores`); None: all trials.
-    sigma_bins
-        Gaussian smoothing over time of the result, in bins (0: none).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(unit, time)``: the mean over conditions (each with equal weight) of the
-        condition's trial-averaged response, in the units of ``counts``.
-
-    Raises
-    ------
-    DataError
-        If no trial of another condition remains.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    labels = np.asarray(conditions)
-    if counts.ndim != 3 or labels.shape != (counts.shape[0],):
-        raise DataError(
-            f"generic_prediction needs counts (trial, unit, time) and one label per trial, got "
-            f"{counts.shape} and {labels.shape}"
-        )
-    kept = [c for c in dict.fromkeys(labels.tolist()) if exclude is None or c != exclude]
-    if not kept:
-        raise DataError(f"no trials of a condition other than {exclude!r}; the generic prediction is undefined")
-    means = []
-    for c in kept:
-        rows = np.flatnonzero(labels == c)
-        if half is not None and rows.size > 1:
-            rows = rows[int(half)::2]
-        means.append(counts[rows].mean(axis=0))
-    return smooth_psth(np.mean(means, axis=0), sigma_bins)
-
-
-def condition_scores(imputed: np.ndarray, generic: np.ndarray, counts: np.ndarray,
-                     observed: np.ndarray | None = None, *, generic_pred: np.ndarray | None = None,
-                     generic_obs: np.ndarray | None = None, sigma_bins: float = 0.0) -> dict[str, float]:
-    """Scores of an imputed condition against held-out trials and the generic null.
-
-    LOCAL SCORER (see the module docstring): swap for the shared one when merged.
-
-    Parameters
-    ----------
-    imputed
-        ``(unit, time)`` imputed expected counts per bin for the condition.
-    generic
-        ``(unit, time)`` the generic prediction (:func:`generic_prediction`), same units:
-        the null of ``bps_generic``.
-    counts
-        ``(trial, unit, time)`` the animal's held-out counts in that condition.
-    observed
-        ``(unit, time)`` the reference PSTH of the condition-specific scores; the trial
-        mean of ``counts`` (smoothed by ``sigma_bins``) when None (pass the true rate in
-        simulation).
-    generic_pred, generic_obs
-        Generic predictions subtracted from ``imputed`` and from ``observed`` for ``r``
-        and ``r2`` (default: ``generic`` for both). Two estimates from disjoint trials
-        (``generic_prediction(..., half=0)`` and ``half=1``) keep the noise of the
-        generic estimate from correlating the two differences.
-    sigma_bins
-        Smoothing (bins) of the trial mean of ``counts`` when ``observed`` is None.
-
-    Returns
-    -------
-    dict
-        ``bps_flat``, ``bps_generic`` (imputed vs flat / generic null), ``generic_bps_flat``
-        (the generic prediction vs the flat null), ``r`` and ``r2`` of the
-        condition-specific part (see the module docstring), ``n_trials``.
-    """
-    imputed = np.asarray(imputed, dtype=np.float64)
-    generic = np.asarray(generic, dtype=np.float64)
-    counts = np.asarray(counts, dtype=np.float64)
-    if imputed.shape != generic.shape or counts.shape[1:] != imputed.shape:
-        raise DataError(
-            f"condition_scores: imputed {imputed.shape}, generic {generic.shape} and counts "
-            f"{counts.shape[1:]} (per trial) must have the same (unit, time) shape"
-        )
-    if observed is None:
-        observed = smooth_psth(counts.mean(axis=0), sigma_bins)
-    observed = np.asarray(observed, dtype=np.float64)
-    g_pred = generic if generic_pred is None else np.asarray(generic_pred, dtype=np.float64)
-    g_obs = generic if generic_obs is None else np.asarray(generic_obs, dtype=np.float64)
-    shape = counts.shape
-    out: dict[str, float] = {"n_trials": int(shape[0])}
-    if counts.sum() > 0:
-        pred = np.broadcast_to(imputed, shape)
-        null = np.broadcast_to(generic, shape)
-        out["bps_flat"] = bits_per_spike(pred, counts)
-        out["bps_generic"] = bits_per_spike(pred, counts, null_rates=null)
-        out["generic_bps_flat"] = bits_per_spike(null, counts)
-    else:
-        out.update(bps_flat=float("nan"), bps_generic=float("nan"), generic_bps_flat=float("nan"))
-    d_pred = (imputed - g_pred).ravel()
-    d_obs = (observed - g_obs).ravel()
-    ok = np.isfinite(d_pred) & np.isfinite(d_obs)
-    if ok.sum() >= 2 and d_pred[ok].std() > 0 and d_obs[ok].std() > 0:
-        out["r"] = float(np.corrcoef(d_pred[ok], d_obs[ok])[0, 1])
-    else:
-        out["r"] = float("nan")
-    ss_generic = float(np.sum(d_obs[ok] ** 2))
-    out["r2"] = float(1.0 - np.sum((d_pred[ok] - d_obs[ok]) ** 2) / ss_generic) if ss_generic > 0 else float("nan")
-    return out
 
 
 # --------------------------------------------------------------------- the fits

@@ -32,8 +32,10 @@ __all__ = [
     "psth_r2",
     "psth_r2_by_condition",
     "condition_means",
+    "smooth_psth",
     "generic_prediction",
     "condition_specific_score",
+    "condition_scores",
     "band_coverage",
 ]
 
@@ -371,7 +373,58 @@ def psth_r2_by_condition(
 
 
 # --------------------------------------------------------------------------- imputation nulls
-def generic_prediction(values: ArrayLike, conditions: ArrayLike, *, exclude: Sequence[Hashable] = ()) -> np.ndarray:
+def smooth_psth(values: ArrayLike, sigma_bins: float) -> np.ndarray:
+    """Gaussian smoothing along the last (time) axis, normalised at the edges.
+
+    Each bin becomes ``Σ_k w_k v[t + k] / Σ_k w_k`` over the offsets ``|k| <= ceil(3 σ)``
+    that stay inside the window, with ``w_k = exp(-k² / 2σ²)``: a constant stays
+    constant up to the edges. Trial-averaged counts of a few dozen trials in 10-20 ms bins
+    are mostly zeros for low-rate units; smoothing makes their PSTH a usable null.
+
+    Parameters
+    ----------
+    values
+        ``(..., time)`` array.
+    sigma_bins
+        Standard deviation of the kernel in bins; 0 returns ``values`` unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, float64.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if sigma_bins <= 0:
+        return values
+    half = int(np.ceil(3 * sigma_bins))
+    offsets = np.arange(-half, half + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_bins) ** 2)
+    n = values.shape[-1]
+    out = np.zeros_like(values)
+    weight = np.zeros(n)
+    for k, w in zip(offsets, kernel):
+        lo, hi = max(0, -k), min(n, n - k)
+        out[..., lo:hi] += w * values[..., lo + k:hi + k]
+        weight[lo:hi] += w
+    return out / weight
+
+
+def _excluded(exclude: Hashable | Sequence[Hashable] | None) -> list[Hashable]:
+    if exclude is None:
+        return []
+    if isinstance(exclude, (str, bytes)) or not isinstance(exclude, (Sequence, np.ndarray)):
+        return [exclude]
+    return list(exclude)
+
+
+def generic_prediction(
+    values: ArrayLike,
+    conditions: ArrayLike,
+    *,
+    exclude: Hashable | Sequence[Hashable] | None = (),
+    half: int | None = None,
+    sigma_bins: float = 0.0,
+) -> np.ndarray:
     """The "generic" prediction: an animal's mean response over the conditions it has.
 
     Each condition's trials are averaged first (a PSTH per condition), then the PSTHs are
@@ -386,7 +439,16 @@ def generic_prediction(values: ArrayLike, conditions: ArrayLike, *, exclude: Seq
     conditions
         One label per trial.
     exclude
-        Conditions left out of the average (the one being imputed, when the animal has it).
+        A condition, or conditions, left out of the average (the one being imputed, when
+        the animal has it); None or ``()`` keeps all.
+    half
+        0 or 1: average only the even- (0) or odd-numbered (1) trials of every condition
+        (in trial order; a condition with a single trial keeps it in both halves). The two
+        halves are estimates from disjoint trials, for :func:`condition_specific_score`'s
+        ``generic_truth``. None (default): all trials.
+    sigma_bins
+        Gaussian smoothing of the result along its last (time) axis, in bins
+        (:func:`smooth_psth`; 0, the default: none).
 
     Returns
     -------
@@ -396,29 +458,44 @@ def generic_prediction(values: ArrayLike, conditions: ArrayLike, *, exclude: Seq
     Raises
     ------
     DataError
-        If no trial remains, or the labels do not match the trials.
+        If no trial remains, the labels do not match the trials, or ``half`` is not
+        None, 0 or 1.
     """
     v = np.asarray(values, dtype=float)
     labels = np.asarray(conditions)
     if v.ndim < 1 or labels.shape != (v.shape[0],):
         raise DataError(f"conditions must have one label per trial ({v.shape[0] if v.ndim else 0}), got shape {labels.shape}")
-    keep = ~np.isin(labels, list(exclude)) if len(exclude) else np.ones(labels.size, dtype=bool)
+    if half not in (None, 0, 1):
+        raise DataError(f"half must be None, 0 or 1, got {half!r}")
+    excluded = _excluded(exclude)
+    keep = ~np.isin(labels, excluded) if excluded else np.ones(labels.size, dtype=bool)
     if not keep.any():
-        raise DataError("no trial left for the generic prediction (every condition excluded)")
+        raise DataError(
+            f"no trial left for the generic prediction: no trials of a condition other than {excluded} "
+            "(every condition excluded)"
+        )
+    if half is not None:
+        for level in np.unique(labels[keep]):
+            rows = np.flatnonzero(keep & (labels == level))
+            if rows.size > 1:
+                keep[rows[1 - int(half)::2]] = False
     _, means = condition_means(v[keep], labels[keep])
-    return means.mean(axis=0)
+    return smooth_psth(means.mean(axis=0), sigma_bins)
 
 
-def condition_specific_score(imputed: ArrayLike, truth: ArrayLike, generic: ArrayLike) -> dict[str, float]:
+def condition_specific_score(
+    imputed: ArrayLike, truth: ArrayLike, generic: ArrayLike, *, generic_truth: ArrayLike | None = None
+) -> dict[str, float]:
     """How well an imputation recovers the condition-specific part of a response.
 
-    With ``a = imputed - generic`` and ``b = truth - generic``, pooled over every element
-    (units and bins, and conditions if stacked):
+    With ``a = imputed - generic`` and ``b = truth - generic_truth`` (``generic_truth``
+    defaults to ``generic``), pooled over every element (units and bins, and conditions
+    if stacked):
 
     * ``r``: Pearson correlation of ``a`` and ``b`` (NaN when either is constant);
-    * ``r2``: ``1 - Σ (b - a)² / Σ b²`` = ``1 - Σ (truth - imputed)² / Σ (truth - generic)²``,
-      the fraction of the condition-specific variance explained. 0 means no better than
-      the generic prediction itself, negative worse, 1 perfect.
+    * ``r2``: ``1 - Σ (b - a)² / Σ b²`` (with one generic: ``1 - Σ (truth - imputed)² /
+      Σ (truth - generic)²``), the fraction of the condition-specific variance explained.
+      0 means no better than the generic prediction itself, negative worse, 1 perfect.
 
     Parameters
     ----------
@@ -429,6 +506,11 @@ def condition_specific_score(imputed: ArrayLike, truth: ArrayLike, generic: Arra
         condition's PSTH on real data.
     generic
         The generic prediction (:func:`generic_prediction`), broadcastable to ``truth``.
+    generic_truth
+        A second estimate of the generic prediction subtracted from ``truth`` instead of
+        ``generic``. When ``generic`` is estimated from noisy trials, the same estimate on
+        both sides puts its noise into ``a`` and ``b`` alike and inflates ``r``; estimates
+        from disjoint trials (``generic_prediction(..., half=0)`` and ``half=1``) do not.
 
     Returns
     -------
@@ -442,22 +524,95 @@ def condition_specific_score(imputed: ArrayLike, truth: ArrayLike, generic: Arra
     """
     p = np.asarray(imputed, dtype=float)
     t = np.asarray(truth, dtype=float)
-    try:
-        g = np.broadcast_to(np.asarray(generic, dtype=float), t.shape)
-    except ValueError:
-        raise DataError(f"generic shape {np.shape(generic)} does not broadcast to the truth's {t.shape}") from None
+    gens = []
+    for name, value in (("generic", generic), ("generic_truth", generic if generic_truth is None else generic_truth)):
+        try:
+            gens.append(np.broadcast_to(np.asarray(value, dtype=float), t.shape))
+        except ValueError:
+            raise DataError(f"{name} shape {np.shape(value)} does not broadcast to the truth's {t.shape}") from None
+    g, g_truth = gens
     if p.shape != t.shape:
         raise DataError(f"imputed shape {p.shape} does not match truth shape {t.shape}")
-    if not (np.isfinite(p).all() and np.isfinite(t).all() and np.isfinite(g).all()):
+    if not (np.isfinite(p).all() and np.isfinite(t).all() and np.isfinite(g).all() and np.isfinite(g_truth).all()):
         raise DataError("imputed, truth or generic contain NaN or infinite values")
     a = (p - g).ravel()
-    b = (t - g).ravel()
+    b = (t - g_truth).ravel()
     ss = float(np.sum(b**2))
     r2 = 1.0 - float(np.sum((b - a) ** 2)) / ss if ss > 0 else float("nan")
     ac, bc = a - a.mean(), b - b.mean()
     denom = float(np.sqrt(np.sum(ac**2) * np.sum(bc**2)))
     r = float(np.sum(ac * bc) / denom) if denom > 0 else float("nan")
     return {"r": r, "r2": r2}
+
+
+def condition_scores(
+    imputed: ArrayLike,
+    generic: ArrayLike,
+    counts: ArrayLike,
+    observed: ArrayLike | None = None,
+    *,
+    generic_pred: ArrayLike | None = None,
+    generic_obs: ArrayLike | None = None,
+    sigma_bins: float = 0.0,
+) -> dict[str, float]:
+    """Every score of one imputed condition beside its nulls (flat rate and generic prediction).
+
+    Parameters
+    ----------
+    imputed
+        ``(unit, time)`` imputed expected counts per bin for the condition.
+    generic
+        ``(unit, time)`` the generic prediction (:func:`generic_prediction`), same units:
+        the null of ``bps_generic``.
+    counts
+        ``(trial, unit, time)`` the animal's held-out counts in that condition (in
+        simulation: Poisson draws of the true rate).
+    observed
+        ``(unit, time)`` the reference of the condition-specific scores; the trial mean of
+        ``counts`` smoothed by ``sigma_bins`` (:func:`smooth_psth`) when None (pass the
+        true rate in simulation).
+    generic_pred, generic_obs
+        The generic predictions subtracted from ``imputed`` and from ``observed`` for
+        ``r`` and ``r2`` (default: ``generic`` for both); see ``generic_truth`` of
+        :func:`condition_specific_score`.
+    sigma_bins
+        Smoothing (bins) of the trial mean of ``counts`` when ``observed`` is None.
+
+    Returns
+    -------
+    dict
+        ``bps_flat`` / ``bps_generic``: :func:`bits_per_spike` of ``imputed`` on ``counts``
+        against a flat per-unit rate / against ``generic``; ``generic_bps_flat``: the
+        generic prediction against the flat rate (the null beside ``bps_flat``); ``r`` and
+        ``r2``: :func:`condition_specific_score`; ``n_trials``. The bits/spike are NaN when
+        ``counts`` holds no spike.
+
+    Raises
+    ------
+    DataError
+        On mismatched shapes or non-finite values.
+    """
+    imputed = np.asarray(imputed, dtype=np.float64)
+    generic = np.asarray(generic, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    if imputed.shape != generic.shape or counts.shape[1:] != imputed.shape:
+        raise DataError(
+            f"condition_scores: imputed {imputed.shape}, generic {generic.shape} and counts "
+            f"{counts.shape[1:]} (per trial) must have the same (unit, time) shape"
+        )
+    if observed is None:
+        observed = smooth_psth(counts.mean(axis=0), sigma_bins)
+    out: dict[str, float] = {"n_trials": int(counts.shape[0])}
+    if counts.sum() > 0:
+        pred = np.broadcast_to(imputed, counts.shape)
+        out["bps_flat"] = bits_per_spike(pred, counts)
+        out["bps_generic"] = bits_per_spike(pred, counts, null_rates=generic)
+        out["generic_bps_flat"] = bits_per_spike(np.broadcast_to(generic, counts.shape), counts)
+    else:
+        out.update(bps_flat=float("nan"), bps_generic=float("nan"), generic_bps_flat=float("nan"))
+    out.update(condition_specific_score(imputed, observed, generic if generic_pred is None else generic_pred,
+                                        generic_truth=generic if generic_obs is None else generic_obs))
+    return out
 
 
 def band_coverage(lo: ArrayLike, hi: ArrayLike, truth: ArrayLike) -> float:

@@ -13,12 +13,16 @@ The metrics schema read here (one dict per model)::
     {"model": "mmvm", "labels": ["odor", ...],
      "animals": {animal: {"decoding": {label: {"balanced_accuracy", "chance", "raw_balanced_accuracy"}},
                           "shared_decoding": {label: {"balanced_accuracy"}},
-                          "imputation": {"bits_per_spike", "psth_r2", "coherence"}}},
-     "alignment": {"animals": [...], "r2": [[...], ...]},
+                          "imputation": {"bits_per_spike", "generic_bits_per_spike",
+                                         "bits_per_spike_vs_generic", "condition_specific_r",
+                                         "psth_r2", "cross_generation_accuracy"}}},
+     "alignment": {"animals": [...], "r2": [[...], ...], "identity_r2": [[...], ...]},
      "fit": {"seconds": ..., ...}}            # optional, e.g. added by ``neurovamp demo``
 
 Missing entries (or ``null`` values) become NaN; a metric that is NaN for every animal is
-NaN in the table, never an error.
+NaN in the table, never an error. Metrics written by an older neurovamp (``coherence``
+for ``cross_generation_accuracy``) are read through
+:func:`neurovamp.analysis.evaluate.upgrade_metrics`.
 """
 
 from __future__ import annotations
@@ -58,9 +62,13 @@ SD_SUFFIX = "_sd"
 COLUMN_TITLES: dict[str, str] = {
     "model": "model",
     "bits_per_spike": "bits/spike",
+    "generic_bits_per_spike": "generic: bits/spike",
+    "bits_per_spike_vs_generic": "bits/spike vs generic",
+    "condition_specific_r": "condition-specific r",
     "psth_r2": "PSTH R²",
-    "coherence": "coherence",
+    "cross_generation_accuracy": "cross-animal generation accuracy",
     "alignment_r2": "alignment R²",
+    "alignment_identity_r2": "alignment R², no map",
     "fit_seconds": "fit time (s)",
     "epochs_run": "epochs",
 }
@@ -414,9 +422,9 @@ def _labels_of(metrics: Mapping[str, Any]) -> list[str]:
     return labels
 
 
-def _alignment_offdiagonal(alignment: Any) -> tuple[float, float]:
-    matrix = _get(alignment, "r2")
-    if matrix is None or _get(alignment, "cross_validated") is False:  # in-sample R² is not a score
+def _alignment_offdiagonal(alignment: Any, key: str = "r2") -> tuple[float, float]:
+    matrix = _get(alignment, key)
+    if matrix is None or (key == "r2" and _get(alignment, "cross_validated") is False):  # in-sample R² is not a score
         return float("nan"), float("nan")
     try:
         arr = np.array([[_number(v) for v in row] for row in matrix], dtype=float)
@@ -473,10 +481,15 @@ def comparison_table(metrics_by_model: Mapping[str, Mapping[str, Any]], *, sd: b
         ``decoding_<label>`` (balanced accuracy of each animal's own decoder, mean over
         animals), ``chance_<label>`` (its chance level), ``shared_decoding_<label>`` (one
         decoder shared across animals), ``raw_decoding_<label>`` (decoding raw counts, the
-        model-free reference); then ``bits_per_spike``, ``psth_r2``, ``coherence``
-        (imputation of each animal from the others, mean over animals),
-        ``alignment_r2`` (mean off-diagonal entry of the cross-animal alignment matrix)
-        and, when the metrics carry a ``fit`` section, ``fit_seconds`` and ``epochs_run``.
+        model-free reference); then ``bits_per_spike``, ``generic_bits_per_spike`` (the
+        generic prediction, the animal's own mean over its conditions, vs a flat rate),
+        ``bits_per_spike_vs_generic``, ``condition_specific_r``, ``psth_r2``,
+        ``cross_generation_accuracy`` (imputation of each animal from the others, mean over
+        animals; also as ``coherence``, its deprecated pre-0.2 name, so older tables still
+        line up), ``alignment_r2`` (mean off-diagonal entry of the cross-validated
+        cross-animal alignment matrix, ``alignment.mean_r2``), ``alignment_identity_r2``
+        (the same of the map-free matrix ``alignment.identity_r2``,
+        ``alignment.identity_mean_r2``) and, when the metrics carry a ``fit`` section, ``fit_seconds`` and ``epochs_run``.
         Missing values are NaN.
 
     Raises
@@ -494,8 +507,13 @@ def comparison_table(metrics_by_model: Mapping[str, Mapping[str, Any]], *, sd: b
             if label not in labels:
                 labels.append(label)
 
+    import copy
+
+    from neurovamp.analysis.evaluate import upgrade_metrics
+
     rows = []
     for name, metrics in metrics_by_model.items():
+        metrics = upgrade_metrics(copy.deepcopy(dict(metrics)))
         animals = metrics.get("animals") or {}
         if not isinstance(animals, Mapping):
             raise DataError(f"metrics of model {name!r}: 'animals' must map animal -> metrics")
@@ -519,12 +537,16 @@ def comparison_table(metrics_by_model: Mapping[str, Mapping[str, Any]], *, sd: b
                 f"raw_decoding_{label}",
                 [_number(_get(a, "decoding", label, "raw_balanced_accuracy")) for a in per_animal],
             )
-        for metric in ("bits_per_spike", "psth_r2", "coherence"):
+        for metric in ("bits_per_spike", "generic_bits_per_spike", "bits_per_spike_vs_generic",
+                       "condition_specific_r", "psth_r2", "cross_generation_accuracy"):
             put(metric, [_number(_get(a, "imputation", metric)) for a in per_animal])
-        mean, spread = _alignment_offdiagonal(metrics.get("alignment"))
-        row["alignment_r2"] = mean
-        if sd:
-            row["alignment_r2" + SD_SUFFIX] = spread
+        for suffix in ("", SD_SUFFIX) if sd else ("",):  # deprecated alias (pre-0.2 name), as metrics.json keeps it
+            row["coherence" + suffix] = row["cross_generation_accuracy" + suffix]
+        for column, key in (("alignment_r2", "r2"), ("alignment_identity_r2", "identity_r2")):
+            mean, spread = _alignment_offdiagonal(metrics.get("alignment"), key)
+            row[column] = mean
+            if sd:
+                row[column + SD_SUFFIX] = spread
         fit = metrics.get("fit")
         if isinstance(fit, Mapping):
             row["fit_seconds"] = _number(fit.get("seconds"))
