@@ -992,7 +992,8 @@ def fit_run(
         Show a progress bar.
     kl_warmup
         Epochs of KL warm-up (see :class:`~neurovamp.models.training.TrainingConfig`);
-        None: the engine's default.
+        None: the engine's default, or on ``resume`` the run's own (0 for runs written
+        before warm-up existed).
     recordings
         The set ``load_recordings(paths, ...)`` gives with these binning settings and
         labels (:func:`labels_to_load`), when the caller has loaded it already (the CLI
@@ -1045,6 +1046,8 @@ def fit_run(
                                      split=split, seed=seed, subwindow=subwindow, stride=stride,
                                      pair_bins=pair_bins),
     }
+    if resume and kl_warmup is None:
+        kl_warmup = _resumed_kl_warmup(Path(out))
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                                   checkpoint_every=checkpoint_every, monitor=monitor,
                                   max_grad_norm=max_grad_norm, compile=compile, seed=seed, device=device,
@@ -1086,6 +1089,21 @@ def fit_run(
                                      type(exc).__name__})
         raise
     return model
+
+
+def _resumed_kl_warmup(run_dir: Path) -> int | None:
+    """The warm-up a resumed run trained with (0 for runs written before warm-up existed).
+
+    A resume that does not name ``kl_warmup`` continues the run as it was started; None
+    when run.json cannot be read (the resume checks then name the problem).
+    """
+    from neurovamp.models.training import with_legacy_defaults
+
+    try:
+        previous = read_run_info(run_dir)
+    except DataError:
+        return None
+    return with_legacy_defaults(previous.get("training") or {}).get("kl_warmup")
 
 
 def check_model_memory(config: ModelConfig, input_dims: Sequence[int]) -> None:

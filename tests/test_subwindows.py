@@ -84,7 +84,8 @@ def test_stride_two_imputation_of_a_smooth_rate_stays_smooth():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = MultiAnimalModel("mmvm", seed=0, device="cpu").fit(paired, epochs=40, patience=None, progress=False)
+        model = MultiAnimalModel("mmvm", seed=0, device="cpu").fit(paired, epochs=40, patience=None, progress=False,
+                                                                   kl_warmup=0)  # the schedule this test was measured with
     finally:
         torch.set_num_threads(threads)
     rates = impute_condition_mean(model, tree, target="rat2", sources=["rat1"], condition={"odor": "A"})["rates"]

@@ -130,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--kl-warmup", type=int, metavar="N",
         help="epochs over which the KL term's weight rises linearly to 1; early stopping starts after them "
-             "(default: 50; 0: none)",
+             "(default: 50; 0: none; --resume keeps the run's own)",
     )
     train.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default: 10)")
     train.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, pairing and training (default: 0)")

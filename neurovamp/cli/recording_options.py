@@ -42,7 +42,8 @@ def add_recording_options(group: argparse._ActionsContainer) -> None:
     group.add_argument(
         "--behavior", action="append", metavar="NAME",
         help="behaviour series (TimeSeries/SpatialSeries or a container such as Position) binned beside the "
-             "counts; its trial means become labels <name>_<dim> (e.g. position_x); repeatable",
+             "counts; its trial means become labels <name>_<dim> (e.g. position_x); once per series, e.g. "
+             "--behavior Position --behavior CompassDirection",
     )
     group.add_argument(
         "--windows", type=float, metavar="SECONDS",

@@ -40,7 +40,7 @@ import xarray as xr
 
 from neurovamp._files import atomic_output
 from neurovamp.data.modality import COUNTS, label_names, make_modality, validate_modality
-from neurovamp.errors import DataError
+from neurovamp.errors import DataError, NeurovampError
 
 __all__ = [
     "read_nwb",
@@ -386,6 +386,8 @@ def _open_nwb(path: Path) -> Iterator[Any]:
     """Open an NWB file read-only, raising DataError for anything unreadable."""
     from pynwb import NWBHDF5IO
 
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected an NWB file")
     if not path.is_file():
         raise DataError(f"{path}: NWB file not found")
     try:
@@ -400,6 +402,11 @@ def _open_nwb(path: Path) -> Iterator[Any]:
         ) from exc
     try:
         yield nwbfile
+    except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
+        if isinstance(exc, NeurovampError):
+            raise
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
     finally:
         io.close()
 

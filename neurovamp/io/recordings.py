@@ -87,18 +87,14 @@ def load_recordings(
             modalities.extend(dataset_nodes(path, labels))
         else:
             from_nwb.append(len(modalities))
-            try:
-                modalities.append(
-                    read_nwb_dataset(
-                        path, event=event, window=window, bin_size=bin_size, labels=labels,
-                        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
-                        trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
-                        behavior=behavior, drop_uncovered=drop_uncovered,
-                    )
+            modalities.append(
+                read_nwb_dataset(
+                    path, event=event, window=window, bin_size=bin_size, labels=labels,
+                    allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+                    trials=trials, event_relative_to=event_relative_to, units=units, windows=windows,
+                    behavior=behavior, drop_uncovered=drop_uncovered,
                 )
-            except OSError as exc:  # HDF5 data that opened but cannot be read (a damaged chunk, a failing disk)
-                detail = " ".join(str(exc).split()) or type(exc).__name__
-                raise DataError(f"{path}: part of the file cannot be read ({detail}); the file is damaged") from None
+            )
     _name_sessions([modalities[i] for i in from_nwb])
     return make_dataset(modalities)
 

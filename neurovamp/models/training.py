@@ -394,6 +394,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         return state
 
 
+def with_legacy_defaults(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's recorded training settings, with the value runs had before a field existed.
+
+    Parameters
+    ----------
+    saved
+        A checkpoint's ``config`` or the ``training`` section of a run folder's run.json.
+
+    Returns
+    -------
+    dict
+        ``saved`` plus, for each field added later (e.g. ``kl_warmup``), the value that
+        runs written before it trained with (``kl_warmup=0``: no warm-up).
+    """
+    return {**_LEGACY_CONFIG, **saved}
+
+
 def resume_conflicts(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Training settings that differ between a run and its resumption and may not.
 
@@ -412,7 +429,7 @@ def resume_conflicts(saved: Mapping[str, Any], current: Mapping[str, Any]) -> di
         ``{field: (saved value, current value)}`` for every changed field not in
         :data:`RESUMABLE_FIELDS`, sorted by field; empty when the run may be resumed.
     """
-    saved = {**_LEGACY_CONFIG, **saved}
+    saved = with_legacy_defaults(saved)
     keys = sorted((set(saved) | set(current)) - set(RESUMABLE_FIELDS))
     return {key: (saved.get(key), current.get(key)) for key in keys if saved.get(key) != current.get(key)}
 
