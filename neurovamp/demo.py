@@ -675,13 +675,14 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
     model.check_compatible(paired)
     metrics = evaluate_model(model, paired, labels=list(s.decode_labels), seed=s.seed)
-    fit = dict(read_run_info(run_dir).get("fit") or {})
+    info = read_run_info(run_dir)
+    fit = dict(info.get("fit") or {})
     fit.setdefault("seconds", fit_seconds)  # run.json's model.fit time; the wall time only for older runs
     metrics["fit"] = fit
     truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}
     write_evaluation(run_dir, metrics, model=model if figures else None, paired=paired, label=s.decode_labels[0],
-                     seed=s.seed, overwrite=True)
+                     seed=s.seed, overwrite=True, info=info)
     return metrics, truth
 
 
@@ -754,6 +755,7 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
                   table: pd.DataFrame, figures: Mapping[str, Path | None], seconds: float) -> Path:
     from neurovamp.analysis.report import MarkdownReport, column_title, format_mean_sd
     from neurovamp.analysis.figures import confound_note
+    from neurovamp.run import PSTH_BASELINE
 
     report = MarkdownReport("neurovamp demo: MMVM VAE vs baselines", folder=out_dir)
     report.paragraph(_INTRO)
@@ -889,6 +891,14 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
             figures["imputation"], f"{MISSING_RAT} odor {MISSING_ODOR} imputed vs true",
             caption=f"Black: true rate; coloured: imputed (band: ± SEM over source trials). The units shown are "
             f"the ones the unseen odor modulates most.",
+        )
+
+    if figures.get("psth"):
+        report.image(
+            figures["psth"], f"{MISSING_RAT} PSTHs recorded vs imputed by mmvm",
+            caption=f"{MISSING_RAT}'s recorded PSTHs (solid; including {PSTH_BASELINE:g} s before odor onset, "
+            "the grey dotted line is each unit's pre-onset mean) and mmvm's imputation of its test trials "
+            "from the other rats (dashed, from odor onset), per odor; the units shown are the most odor-dependent.",
         )
 
     loco_rows = []
@@ -1240,6 +1250,8 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
     fig_dir = out_dir / FIGURES_DIR
     figures["comparison"] = _comparison_figure(metrics_by_model, fig_dir / "comparison.png", settings.decode_labels)
     figures["alignment"] = _alignment_figure(metrics_by_model, fig_dir / "alignment_matrices.png")
+    psth = out_dir / RUNS_DIR / "mmvm" / FIGURES_DIR / f"psth_{MISSING_RAT}.png"
+    figures["psth"] = psth if psth.is_file() else None
     figures["imputation"] = _imputation_figure(
         {m: truth_by_model[m] for m in ("mmvm", "independent") if m in truth_by_model},
         fig_dir / f"imputation_{MISSING_RAT}_odor_{MISSING_ODOR}.png",

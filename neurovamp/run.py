@@ -62,6 +62,7 @@ __all__ = [
     "METRICS_FILE",
     "FIGURES_DIR",
     "write_evaluation",
+    "psth_recordings",
     "fit_run",
     "check_run_folder",
     "repoint_data",
@@ -388,6 +389,49 @@ def build_paired(info: Mapping[str, Any]) -> PairedData:
         return _pair(_load_tree(data), pairing)
     except KeyError as exc:
         raise DataError(f"run description is missing setting {exc.args[0]!r}") from exc
+
+
+#: Seconds of pre-event activity the PSTH figures of ``evaluate`` and the demo draw.
+PSTH_BASELINE = 0.25
+
+
+def psth_recordings(info: Mapping[str, Any], baseline: float = PSTH_BASELINE) -> dict[str, xr.DataArray] | None:
+    """Each animal's recorded counts from ``baseline`` seconds before the run's window.
+
+    The PSTH figures draw these, so each unit's pre-event rate stands beside the window the
+    model saw. Same files, bins, labels and trials as the run (``info["data"]``); the
+    window's start moves back by ``baseline`` rounded to whole bins.
+
+    Parameters
+    ----------
+    info
+        A run description (:func:`read_run_info`), data paths as the run should read them.
+    baseline
+        Seconds of activity to add before the window.
+
+    Returns
+    -------
+    dict or None
+        Animal → counts ``(trial, unit, time)``; None when there is nothing to add: the
+        window already starts before its event, the run reads a saved dataset (``.nc``)
+        or fixed-length windows, or the files cannot be read that way (e.g. a pre-event
+        window outside the recording).
+    """
+    data = info.get("data") or {}
+    try:
+        start, stop = (float(v) for v in data["window"])
+        bin_size = float(data["bin_size"])
+        paths = [Path(p) for p in data["paths"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    pre = round(float(baseline) / bin_size) * bin_size
+    if pre <= 0 or start < 0 or (data.get("recording") or {}).get("windows") or any(p.suffix == ".nc" for p in paths):
+        return None
+    try:
+        tree = _load_tree({**data, "window": [start - pre, stop]})
+    except NeurovampError:
+        return None
+    return {a: get_modality(tree, a) for a in tree_animals(tree)}
 
 
 def load_run(
@@ -816,6 +860,7 @@ def write_evaluation(
     label: str | None = None,
     seed: int = 0,
     overwrite: bool = False,
+    info: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path | None]:
     """Write ``metrics.json`` and (with ``model`` and ``paired``) ``figures/`` into a run folder.
 
@@ -834,6 +879,10 @@ def write_evaluation(
         ``model`` is None).
     overwrite
         Replace earlier metrics and figures.
+    info
+        The run description (:func:`read_run_info`, data paths as the run should read
+        them): with it, the PSTH figures show :data:`PSTH_BASELINE` seconds of recorded
+        pre-event activity (:func:`psth_recordings`).
 
     Returns
     -------
@@ -864,7 +913,9 @@ def write_evaluation(
     staging = Path(tempfile.mkdtemp(prefix=f".{FIGURES_DIR}.", suffix=".tmp", dir=run_dir))
     try:
         staging.rmdir()
-        write_figures(model, paired, metrics, staging / FIGURES_DIR, label=label, overwrite=False, seed=seed)
+        recorded = psth_recordings(info) if info is not None else None
+        write_figures(model, paired, metrics, staging / FIGURES_DIR, label=label, overwrite=False, seed=seed,
+                      recorded=recorded)
         remove_outputs(run_dir, only=[FIGURES_DIR])
         move_into(staging, run_dir)
     finally:

@@ -223,3 +223,43 @@ def test_overwrite_refuses_a_file(nwb_files, tmp_path):
     with pytest.raises(ConfigError, match="not a folder"):
         fit_run(nwb_files, path, config=CONFIG, epochs=1, overwrite=True, **SETTINGS)
     assert path.read_text() == "not a run"
+
+
+def test_psth_figures_show_the_recorded_pre_event_baseline(fitted, monkeypatch, tmp_path):
+    """The window starts at odor onset; the PSTHs draw 0.25 s of recorded activity before it."""
+    import shutil
+
+    from neurovamp.analysis import plots
+    from neurovamp.run import PSTH_BASELINE, psth_recordings, write_evaluation
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted["run"], run)
+    model, paired, info = load_run(run, device="cpu")
+    recorded = psth_recordings(info)
+    assert set(recorded) == set(paired.animals)
+    for animal in paired.animals:
+        da, seen = recorded[animal], paired.modalities[animal]
+        bins = round(PSTH_BASELINE / seen.attrs["bin_size"])  # 5 bins of 50 ms before onset
+        assert da.sizes["time"] == seen.sizes["time"] + bins
+        np.testing.assert_allclose(da["time"].values[:bins], seen["time"].values[0] - 0.05 * np.arange(bins, 0, -1))
+        # the model's bins are the same counts, the extra bins are the pre-onset ones
+        np.testing.assert_array_equal(da.sel(trial=seen["trial"]).values[..., bins:], seen.values)
+        assert da.values[..., :bins].sum() > 0
+    # a window that already starts before its event, or a saved dataset, gets nothing added
+    assert psth_recordings({**info, "data": {**info["data"], "window": [-0.1, 0.4]}}) is None
+    assert psth_recordings({**info, "data": {**info["data"], "paths": ["set.nc"]}}) is None
+
+    drawn = {}
+    original = plots.plot_psth_comparison
+
+    def spy(real, *args, **kwargs):
+        drawn[real.attrs.get("animal")] = np.asarray(real["time"].values)
+        return original(real, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_psth_comparison", spy)
+    from neurovamp.analysis.evaluate import evaluate_model
+
+    metrics = evaluate_model(model, paired, labels=["odor"], seed=0, folds=2)
+    write_evaluation(run, metrics, model=model, paired=paired, label="odor", overwrite=True, info=info)
+    assert set(drawn) == set(paired.animals) and all(t[0] < 0 < t[-1] for t in drawn.values())
+    assert (run / "figures" / f"psth_{paired.animals[0]}.png").is_file()

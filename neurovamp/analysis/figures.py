@@ -139,6 +139,16 @@ def _alignment_da(metrics: Mapping[str, Any] | None) -> xr.DataArray | None:
                         attrs={"scheme": scheme})
 
 
+def _recorded_counts(modality: xr.DataArray, recorded: xr.DataArray | None) -> xr.DataArray | None:
+    """``recorded`` restricted to ``modality``'s trials and units, or None when it lacks some."""
+    if recorded is None:
+        return None
+    trials, units = np.asarray(modality["trial"].values), np.asarray(modality["unit"].values)
+    if not (np.isin(trials, recorded["trial"].values).all() and np.isin(units, recorded["unit"].values).all()):
+        return None
+    return recorded.sel(trial=trials, unit=units)
+
+
 def write_figures(
     model: Any,
     paired: PairedData,
@@ -151,6 +161,7 @@ def write_figures(
     n_units: int = 4,
     format: str = "png",
     smooth: float | None = 0.03,
+    recorded: Mapping[str, xr.DataArray] | None = None,
 ) -> dict[str, Path]:
     """Write the standard evaluation figures into ``out_dir`` (atomically, as one folder).
 
@@ -179,6 +190,12 @@ def write_figures(
         ``"png"``, ``"pdf"`` or ``"svg"``.
     smooth
         SD in seconds of the Gaussian kernel the PSTHs are smoothed with (``None``: raw bins).
+    recorded
+        Animal → its recorded counts ``(trial, unit, time)`` over a longer window than the
+        model's, e.g. starting before the event (``psth_recordings`` of the fit pipeline
+        reads them as a run recorded them): the recorded PSTHs are drawn from
+        these, so the figure shows each unit's pre-event baseline beside the imputed window.
+        Default (or an animal whose trials or units differ): the paired modalities.
 
     Returns
     -------
@@ -259,8 +276,9 @@ def write_figures(
             for animal in animals:
                 imputed = impute(model, paired, target=animal)
                 bin_size = float(imputed.attrs["bin_size"])
-                real = paired.modalities[animal]
-                real = real.assign_coords(time=np.asarray(imputed["time"].values))
+                real = _recorded_counts(paired.modalities[animal], (recorded or {}).get(animal))
+                if real is None:
+                    real = paired.modalities[animal].assign_coords(time=np.asarray(imputed["time"].values))
                 expected = (imputed["rates"] * bin_size).assign_attrs(animal=animal)
                 units = choose_units(expected, label, n_units)
                 levels = sorted(set(np.asarray(imputed[label].values).tolist()) | set(np.asarray(real[label].values).tolist()))

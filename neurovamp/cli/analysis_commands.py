@@ -172,12 +172,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     metrics_path = run_dir / METRICS_FILE
     figures_dir = run_dir / FIGURES_DIR
     check_evaluation_outputs(run_dir, figures=not args.no_figures, overwrite=args.overwrite)  # before any work
-    model, paired, _ = load_run(run_dir, device=args.device, data_dir=args.data_dir)
+    model, paired, info = load_run(run_dir, device=args.device, data_dir=args.data_dir)
     labels = args.labels or [paired.pair_by]
     check_decoding_labels(paired.modalities, labels)
     metrics = evaluate_model(model, paired, labels=labels, seed=args.seed, folds=args.folds)
     write_evaluation(run_dir, metrics, model=None if args.no_figures else model, paired=paired, label=labels[0],
-                     seed=args.seed, overwrite=args.overwrite)
+                     seed=args.seed, overwrite=args.overwrite, info=info)
     summary = metrics["summary"]
     print(
         f"evaluated {metrics['model']} on {len(paired.animals)} animals: "
