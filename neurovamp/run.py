@@ -1106,7 +1106,7 @@ def fit_run(
     model = MultiAnimalModel(config=config, seed=seed, device=device)
     info = _new_run_info(settings, config, training, seed=seed, device=device)
     paired = _pair(recordings if recordings is not None else _load_tree(info["data"]), info["pairing"])
-    check_model_memory(config, paired.input_dims)
+    check_training_memory(config, paired)
     before = None
     if resume and writer:
         previous = _check_resumable(run_dir, info)
@@ -1155,6 +1155,32 @@ def _resumed_kl_warmup(run_dir: Path) -> int | None:
     except DataError:
         return None
     return with_legacy_defaults(previous.get("training") or {}).get("kl_warmup")
+
+
+def check_training_memory(config: ModelConfig, paired: PairedData) -> None:
+    """Refuse, before allocating, a fit whose model or sub-windowed data cannot fit in memory.
+
+    The model's estimate (:func:`check_model_memory`) and the data's
+    (:func:`neurovamp.data.tensors.training_data_bytes`) together against the limit; the
+    message names the larger part and the options that shrink it.
+    """
+    from neurovamp._budget import check_memory, format_bytes, model_bytes
+    from neurovamp.data.tensors import training_data_bytes
+
+    check_model_memory(config, paired.input_dims)
+    widths = [config.hidden_widths(int(d)) for d in paired.input_dims]
+    model = model_bytes(paired.input_dims, widths, config.latent_dim)
+    data = training_data_bytes(paired, config.latent_dim)
+    samples = sum(paired.n_samples(split) for split in ("train", "val", "test"))
+    if data >= model:
+        what = (f"training on {samples} samples ({paired.n_windows} sub-windows of {paired.window} bins per pair "
+                f"at stride {paired.stride}; data {format_bytes(data)}, model {format_bytes(model)})")
+        advice = "use a larger --stride, a larger --bin, a shorter --window or a shorter --subwindow"
+    else:
+        what = (f"training a {config.model} model on {samples} samples (model {format_bytes(model)}, "
+                f"data {format_bytes(data)})")
+        advice = "use smaller --hidden widths or --latent-dim"
+    check_memory(model + data, what, advice)
 
 
 def check_model_memory(config: ModelConfig, input_dims: Sequence[int]) -> None:

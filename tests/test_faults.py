@@ -498,6 +498,34 @@ def test_case11_binning_beyond_the_memory_limit_is_refused_with_the_numbers(nwb_
     assert "memory limit of 95.4 MiB" in line
 
 
+def test_case11_binning_a_whole_session_into_windows_is_sized_by_the_session(nwb_files, capsys, monkeypatch):
+    """Under --windows the counts cover the whole session (about 150 s here), not --window per trial:
+    1e-5 s bins of ~24 units over 150 s need about 4 GB, though 40 trials x 10 ms would need 10 MB."""
+    monkeypatch.setenv("NEUROVAMP_MEMORY_LIMIT", "100MB")
+    line = assert_refused(cli(["info", *nwb_files, "--windows", "1", "--window", "0", "0.01", "--bin", "1e-5"],
+                              capsys), "binning 3 files at 1e-05 s bins", "GiB", "--bin")
+    assert "per trial" not in line
+
+
+def test_case11_subwindows_beyond_the_memory_limit_are_refused_before_training(nwb_files, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """1 ms bins bin within the limit (about 14 MB), but 10-bin sub-windows at stride 1 multiply
+    the data tenfold (about 100 MB), so the fit is refused with the numbers before any write."""
+    monkeypatch.setenv("NEUROVAMP_MEMORY_LIMIT", "50MB")
+    out = tmp_path / "run"
+    args = fit_args(nwb_files, out, "--epochs", "1")
+    for option, value in (("--bin", "0.001"), ("--subwindow", "10"), ("--stride", "1")):
+        args[args.index(option) + 1] = value
+    line = assert_refused(cli(args, capsys), "training on", "391 sub-windows of 10 bins per pair at stride 1",
+                          "memory limit", "--stride", "NEUROVAMP_MEMORY_LIMIT")
+    assert "MiB" in line
+    assert not out.exists()
+    # a coarser stride fits in the same limit
+    args[args.index("--stride") + 1] = "4"
+    rc, err = cli(args, capsys)
+    assert rc == 0, err
+
+
 @pytest.mark.parametrize("option", [["--hidden", "100000000"], ["--latent-dim", "1000000000"]])
 def test_case11_a_model_too_large_is_refused_before_any_write(nwb_files, tmp_path, capsys, option):
     out = tmp_path / "run"

@@ -21,9 +21,44 @@ import torch
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.errors import ConfigError
 
-__all__ = ["TensorBatcher"]
+__all__ = ["TensorBatcher", "MATERIALIZE_BYTES", "training_data_bytes"]
 
 _SHUFFLE_STREAM = 2
+#: Default budget of the contiguous sub-window tables of :class:`TensorBatcher`.
+MATERIALIZE_BYTES = 2**30
+
+
+def training_data_bytes(paired: PairedData, latent_dim: int, materialize_bytes: int = MATERIALIZE_BYTES) -> float:
+    """Memory a fit and its evaluation need for the paired data (estimate, float32).
+
+    What :class:`TensorBatcher` and the evaluation of a fit allocate beyond the binned
+    counts: the counts on the device (one zero row per animal), the sub-window tables when
+    they fit ``materialize_bytes``, one whole split gathered as a batch (every sub-window
+    of every pair at most, :meth:`TensorBatcher.all`), and each sample's latent mean and
+    variance. Sub-windows at stride 1 of fine bins multiply the data by the sub-window
+    length: the estimate lets a fit refuse them before allocating.
+
+    Parameters
+    ----------
+    paired
+        Output of :func:`~neurovamp.data.pairing.pair_trials`.
+    latent_dim
+        Latent dimensions of the model.
+    materialize_bytes
+        The tables' budget (as :class:`TensorBatcher` takes it).
+
+    Returns
+    -------
+    float
+        Bytes.
+    """
+    rows = [(c.shape[0] + 1) * c.shape[1] for c in paired.counts]
+    counts = 4.0 * sum(rows) * paired.n_bins
+    windows = 4.0 * sum(rows) * paired.n_windows * paired.window
+    table = windows if windows <= materialize_bytes else 0.0
+    samples = sum(paired.n_samples(split) for split in SPLITS)
+    latents = float(samples) * len(rows) * (2 * 4 * int(latent_dim) + 9)  # mean, variance; row index and mask
+    return counts + table + windows + latents
 
 
 def _positive_int(value: object, name: str) -> int:
@@ -58,7 +93,7 @@ class TensorBatcher:
     """
 
     def __init__(self, paired: PairedData, split: str, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, materialize_bytes: int = 2**30) -> None:
+                 dtype: torch.dtype = torch.float32, materialize_bytes: int = MATERIALIZE_BYTES) -> None:
         if not isinstance(paired, PairedData):
             raise ConfigError(f"paired must be a PairedData (from pair_trials), got {type(paired).__name__}")
         if split not in SPLITS:

@@ -20,7 +20,7 @@ from neurovamp.data.dataset import DATASET_SUFFIXES, dataset_nodes, make_dataset
 from neurovamp.data.modality import COUNTS
 from neurovamp.errors import DataError
 from neurovamp.io.nwb import read_nwb_dataset
-from neurovamp.io.sizes import nwb_table_sizes
+from neurovamp.io.sizes import nwb_spike_span, nwb_table_sizes
 
 __all__ = ["load_recordings"]
 
@@ -77,7 +77,8 @@ def load_recordings(
     paths = [Path(p) for p in paths]
     if not paths:
         raise DataError("no recordings given; expected NWB files or a saved dataset (.nc)")
-    _check_binning_memory([p for p in paths if p.suffix.lower() not in DATASET_SUFFIXES], window, bin_size)
+    _check_binning_memory([p for p in paths if p.suffix.lower() not in DATASET_SUFFIXES], window, bin_size,
+                          trials=trials, windows=windows)
     modalities: list[xr.Dataset] = []
     from_nwb: list[int] = []
     for path in paths:
@@ -116,19 +117,34 @@ def _name_sessions(nodes: Sequence[xr.Dataset]) -> None:
             node[COUNTS].attrs["animal"] = f"{animal}_{session}".replace("/", "_")
 
 
-def _check_binning_memory(paths: Sequence[Path], window: tuple[float, float], bin_size: float) -> None:
-    """Refuse, before binning, NWB files whose counts (and the copies made of them) cannot fit in memory."""
+def _check_binning_memory(paths: Sequence[Path], window: tuple[float, float], bin_size: float, *,
+                          trials: str | None = None, windows: float | None = None) -> None:
+    """Refuse, before binning, NWB files whose counts (and the copies made of them) cannot fit in memory.
+
+    Trials × units × bins per trial from the trials table (or ``trials``'s); with ``windows``
+    the session is cut into windows, so units × (last spike time / bin size).
+    """
     try:
-        n_bins = (float(window[1]) - float(window[0])) / float(bin_size)
+        bin_size = float(bin_size)
+        n_bins = (float(window[1]) - float(window[0])) / bin_size
     except (TypeError, ValueError, IndexError, ZeroDivisionError):
         return  # read_nwb names the bad option
     if not np.isfinite(n_bins) or n_bins <= 0:
         return
     cells = 0.0
     for path in paths:
-        sizes = nwb_table_sizes(path) if path.is_file() else None
-        if sizes is not None:
-            cells += sizes[0] * sizes[1] * n_bins
+        if not path.is_file():
+            continue
+        if windows is not None:
+            span = nwb_spike_span(path)
+            if span is not None:
+                cells += span[1] * span[0] / bin_size
+        else:
+            sizes = nwb_table_sizes(path, trials or "trials")
+            if sizes is not None:
+                cells += sizes[0] * sizes[1] * n_bins
+    per_trial = "" if windows is not None else f" ({n_bins:.0f} bins per trial)"
     # int32 counts, the float32 copy pairing keeps, and one working copy: 3 x 4 bytes per bin
-    check_memory(cells * 12, f"binning {len(paths)} file{'s' if len(paths) != 1 else ''} at {float(bin_size):g} s "
-                 f"bins ({n_bins:.0f} bins per trial)", "use a larger --bin or a shorter --window")
+    check_memory(cells * 12, f"binning {len(paths)} file{'s' if len(paths) != 1 else ''} at {bin_size:g} s "
+                 f"bins{per_trial}", "use a larger --bin or a shorter --window" if windows is None
+                 else "use a larger --bin")
