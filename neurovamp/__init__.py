@@ -128,12 +128,12 @@ _EXPORTS = {
     "write_figures": "neurovamp.analysis.figures",
     "plot_latents": "neurovamp.analysis.plots",
     # pipelines and the embedded data
-    "default_dataset_path": "neurovamp.default_data",
-    "default_nwb_paths": "neurovamp.default_data",
+    "default_dataset_path": "neurovamp.pipelines.default_data",
+    "default_nwb_paths": "neurovamp.pipelines.default_data",
     "simulate_experiment": "neurovamp.simulate",
     "load_ground_truth": "neurovamp.simulate",
-    "fit_run": "neurovamp.run",
-    "load_run": "neurovamp.run",
+    "fit_run": "neurovamp.pipelines.fit",
+    "load_run": "neurovamp.pipelines.fit",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from neurovamp.cli import main
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 
 # --------------------------------------------------------------------------- helpers
@@ -179,7 +179,7 @@ def test_case03_demo_overwrite_keeps_the_users_runs_quick(tmp_path, monkeypatch,
     """The demo's folder handling with its fitting replaced by a stand-in that writes a run folder."""
     import types
 
-    import neurovamp.demo as demo
+    import neurovamp.pipelines.demo as demo
     from neurovamp._outputs import record_outputs
 
     def stand_in(out_dir, settings, info, start, **kwargs):

@@ -21,7 +21,7 @@ and the run description, for the ``evaluate``/``impute`` style commands.
 Imports: this module sits above data, models and analysis (a pipeline). It imports the
 data layer at the top; torch (``neurovamp.models``) and matplotlib
 (``neurovamp.analysis.plots``, for ``loss.png``) only inside the functions that need them,
-so ``import neurovamp.run`` stays light for the CLI and nothing below it ever imports it.
+so ``import neurovamp.pipelines.fit`` stays light for the CLI and nothing below it ever imports it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The end-to-end demo: fit MMVM and every baseline on the embedded data and compare them.
 
 :func:`run_demo` (command ``neurovamp demo``) runs the whole pipeline on the embedded
-simulated default set (:func:`neurovamp.default_data.default_dataset_path`):
+simulated default set (:func:`neurovamp.pipelines.default_data.default_dataset_path`):
 
 1. bin each rat's NWB file around ``odor_onset`` (0-1 s, 20 ms bins; labels odor,
    position, in_sequence, correct);
@@ -328,7 +328,7 @@ def _model_defaults() -> dict[str, Any]:
 
 
 def _run_complete(run_dir: Path) -> bool:
-    from neurovamp.run import MODEL_DIR, RUN_FILE
+    from neurovamp.pipelines.fit import MODEL_DIR, RUN_FILE
 
     info = _read_json(run_dir / RUN_FILE)
     return bool(info) and info.get("status") == "complete" and (run_dir / MODEL_DIR / "weights.pt").is_file()
@@ -343,14 +343,14 @@ def _model_complete(run_dir: Path) -> bool:
 # --------------------------------------------------------------------------- fitting
 def _fit_model(paths: Sequence[Path], run_dir: Path, model: str, s: DemoSettings, device: str,
                progress: bool) -> float:
-    """Fit one model into ``run_dir`` with :func:`neurovamp.run.fit_run`; return the wall time (s).
+    """Fit one model into ``run_dir`` with :func:`neurovamp.pipelines.fit.fit_run`; return the wall time (s).
 
     An interrupted run (checkpoint present) is resumed; any other incomplete run folder of
     this demo is restarted.
     """
     from neurovamp.models.config import ModelConfig
     from neurovamp.models.training import CHECKPOINT_NAME
-    from neurovamp.run import CHECKPOINT_DIR, RUN_FILE, fit_run
+    from neurovamp.pipelines.fit import CHECKPOINT_DIR, RUN_FILE, fit_run
 
     resumable = (run_dir / RUN_FILE).is_file() and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file()
     start = time.perf_counter()
@@ -670,7 +670,7 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     """Evaluate one fitted run: metrics.json and figures/ in the run folder."""
     from neurovamp.analysis.evaluate import evaluate_model
     from neurovamp.models.estimator import MultiAnimalModel
-    from neurovamp.run import MODEL_DIR, read_run_info, write_evaluation
+    from neurovamp.pipelines.fit import MODEL_DIR, read_run_info, write_evaluation
 
     model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
     model.check_compatible(paired)
@@ -1009,7 +1009,7 @@ def run_demo(
         Show progress bars.
     data_dir
         Cache root of the default dataset (see
-        :func:`~neurovamp.default_data.default_dataset_path`).
+        :func:`~neurovamp.pipelines.default_data.default_dataset_path`).
 
     Returns
     -------
@@ -1106,7 +1106,7 @@ def _other_seeds(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[s
     """
     from tqdm.auto import tqdm
 
-    from neurovamp.run import build_paired, read_run_info
+    from neurovamp.pipelines.fit import build_paired, read_run_info
 
     seeds = [settings.seed + k for k in range(settings.n_seeds)]
     per_seed = {name: [metrics_by_model[name]] for name in settings.models}
@@ -1156,7 +1156,7 @@ def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model
     from tqdm.auto import tqdm
 
     from neurovamp.analysis.loco import fit_and_score, summarise
-    from neurovamp.run import _load_tree, _pair, read_run_info
+    from neurovamp.pipelines.fit import _load_tree, _pair, read_run_info
 
     animal, condition = settings.loco
     tree = None
@@ -1186,8 +1186,8 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
     from tqdm.auto import tqdm
 
     from neurovamp.analysis.report import comparison_table
-    from neurovamp.default_data import default_dataset_path, default_nwb_paths
-    from neurovamp.run import build_paired, read_run_info
+    from neurovamp.pipelines.default_data import default_dataset_path, default_nwb_paths
+    from neurovamp.pipelines.fit import build_paired, read_run_info
     from neurovamp.simulate import load_ground_truth
 
     paths = default_nwb_paths(data_dir)
@@ -1221,7 +1221,7 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
     if any(m not in truth_by_model for m in ("mmvm", "independent") if m in settings.models):
         # curves of reused models for the imputation figure
         from neurovamp.models.estimator import MultiAnimalModel
-        from neurovamp.run import MODEL_DIR
+        from neurovamp.pipelines.fit import MODEL_DIR
 
         for name in ("mmvm", "independent"):
             if name in settings.models and name not in truth_by_model:
