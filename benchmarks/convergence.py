@@ -143,7 +143,7 @@ def run_variant(name: str, seed: int, data: str, trials: int, epochs: int) -> di
     model_kw = spec.pop("model", {})
     fit_kw = {"epochs": epochs, "patience": 20, **spec}
     paired, gt, bin_size = (demo_data if data == "demo" else sim_data)(seed, trials)
-    from neurovamp.pipelines.demo import true_condition_rates
+    from neurovamp.analysis.truth import true_condition_rates
 
     time_axis = np.asarray(paired.modalities[TARGET]["time"].values, dtype=float)
     truth = true_condition_rates(gt, TARGET, MISSING, time_axis, bin_size)

@@ -15,9 +15,10 @@ The names most users need are available here directly (imported lazily, so that
     metrics = nv.evaluate_model(model, paired)
 
 Each floor has its own face with every public function of its modules (reachable as
-``nv.io``, ``nv.data``, ``nv.models``, ``nv.analysis`` after ``import neurovamp as nv``):
+``nv.io``, ``nv.data``, ``nv.models``, ``nv.analysis``, ``nv.pipelines`` after ``import neurovamp as nv``):
 :mod:`neurovamp.io`, :mod:`neurovamp.data`, :mod:`neurovamp.models`,
-:mod:`neurovamp.analysis` (e.g. ``nv.analysis.bits_per_spike``, ``nv.analysis.plot_latents``).
+:mod:`neurovamp.analysis` (e.g. ``nv.analysis.bits_per_spike``, ``nv.analysis.plot_latents``),
+:mod:`neurovamp.pipelines` (the commands that write a folder: ``fit_run``, ``run_demo``, ``run_paper``).
 
 Names
 -----

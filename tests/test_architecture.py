@@ -38,6 +38,7 @@ FLOORS: dict[str, str] = {
     "neurovamp._jsonfile": "base",
     "neurovamp._budget": "base",
     "neurovamp._outputs": "base",
+    "neurovamp._threads": "base",
     "neurovamp.data": "data",
     "neurovamp.io": "io",
     "neurovamp.models": "models",

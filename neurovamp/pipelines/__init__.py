@@ -9,7 +9,9 @@ below it imports it. Every public name is imported on first use::
 Modules: :mod:`~neurovamp.pipelines.fit` (run folders: ``fit_run``, ``load_run``, behind
 ``neurovamp fit``/``evaluate``/``impute``), :mod:`~neurovamp.pipelines.demo` (``neurovamp
 demo``), :mod:`~neurovamp.pipelines.paper` (``neurovamp paper``),
-:mod:`~neurovamp.pipelines.default_data` (the embedded simulated data set).
+:mod:`~neurovamp.pipelines.default_data` (the embedded simulated data set),
+:mod:`~neurovamp.pipelines.folder` (``RunFolder``: marker file, status, resume checks and
+overwrite of every folder these commands write).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ _EXPORTS = {
     "load_run": "neurovamp.pipelines.fit",
     "build_paired": "neurovamp.pipelines.fit",
     "read_run_info": "neurovamp.pipelines.fit",
+    # the folder rules every command shares
+    "RunFolder": "neurovamp.pipelines.folder",
     # demo and paper
     "run_demo": "neurovamp.pipelines.demo",
     "run_paper": "neurovamp.pipelines.paper",
