@@ -660,7 +660,7 @@ def _run_fit(
     if config.save_models:
         model.save(folder / "model", overwrite=True)
         record_outputs(folder, [p.relative_to(folder) for p in (folder / "model").rglob("*") if p.is_file()])
-    _write_json(folder / _FIT_FILE, record, overwrite=True)  # written last: marks the fit done
+    write_json(folder / _FIT_FILE, record, overwrite=True, indent=1)  # written last: marks the fit done
     return record
 
 
@@ -722,10 +722,6 @@ def summarise_fits(fits: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any
 
 
 # --------------------------------------------------------------------------- files
-def _write_json(path: Path, data: Any, overwrite: bool) -> Path:
-    return write_json(path, data, overwrite=overwrite, indent=1)
-
-
 def read_paper_metrics(path: str | os.PathLike) -> dict[str, Any]:
     """Read ``RUN/metrics.json`` written by :func:`run_paper`.
 
@@ -994,7 +990,7 @@ def _run_paper(
         "summary": summarise_fits(fits),
     }
     metrics_path = run_dir / "metrics.json"
-    _write_json(metrics_path, metrics, overwrite=True)
+    write_json(metrics_path, metrics, overwrite=True, indent=1)
     metrics = read_paper_metrics(metrics_path)
     _write_figures(run_dir, metrics)
     write_report(metrics, run_dir / "report.md", overwrite=True)
