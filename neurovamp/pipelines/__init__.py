@@ -4,7 +4,7 @@ The top floor (above :mod:`neurovamp.analysis`, below :mod:`neurovamp.cli`); not
 below it imports it. Every public name is imported on first use::
 
     import neurovamp as nv
-    nv.pipelines.fit_run(paths, "runs/mmvm", model="mmvm")   # also nv.fit_run
+    model = nv.pipelines.fit_run(paths, "runs/mmvm", pair_by="odor")   # also nv.fit_run
 
 Modules: :mod:`~neurovamp.pipelines.fit` (run folders: ``fit_run``, ``load_run``, behind
 ``neurovamp fit``/``evaluate``/``impute``), :mod:`~neurovamp.pipelines.demo` (``neurovamp
