@@ -61,7 +61,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def demo_data(seed: int, trials: int | None = None):  # noqa: ANN201
     """(paired, ground truth, bin size) of the embedded default set, as the demo pairs it."""
     from neurovamp.io.recordings import load_recordings
-    from neurovamp.default_data import default_dataset_path, default_nwb_paths
+    from neurovamp.pipelines.default_data import default_dataset_path, default_nwb_paths
     from neurovamp.simulate import load_ground_truth
 
     paths = default_nwb_paths()
@@ -143,7 +143,7 @@ def run_variant(name: str, seed: int, data: str, trials: int, epochs: int) -> di
     model_kw = spec.pop("model", {})
     fit_kw = {"epochs": epochs, "patience": 20, **spec}
     paired, gt, bin_size = (demo_data if data == "demo" else sim_data)(seed, trials)
-    from neurovamp.demo import true_condition_rates
+    from neurovamp.analysis.truth import true_condition_rates
 
     time_axis = np.asarray(paired.modalities[TARGET]["time"].values, dtype=float)
     truth = true_condition_rates(gt, TARGET, MISSING, time_axis, bin_size)

@@ -224,7 +224,7 @@ def record(run: Path, seconds: float, argv: Sequence[str], out: Path) -> str:
     str
         The markdown.
     """
-    from neurovamp.paper import read_paper_metrics
+    from neurovamp.pipelines.paper import read_paper_metrics
 
     metrics = read_paper_metrics(run / "metrics.json")
     lines = [

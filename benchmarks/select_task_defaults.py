@@ -83,7 +83,7 @@ def pairer(seed: int, window: int | None, stride: int):  # noqa: ANN201
 
 
 def run_one(name: str, seed: int, trials: int, loco: bool, epochs: int, patience: int) -> dict[str, Any]:
-    from neurovamp.demo import true_condition_rates
+    from neurovamp.analysis.truth import true_condition_rates
 
     model_kw, train_kw, window, stride = CANDIDATES[name]
     sim, tree = simulation(seed, trials)

@@ -15,9 +15,10 @@ The names most users need are available here directly (imported lazily, so that
     metrics = nv.evaluate_model(model, paired)
 
 Each floor has its own face with every public function of its modules (reachable as
-``nv.io``, ``nv.data``, ``nv.models``, ``nv.analysis`` after ``import neurovamp as nv``):
+``nv.io``, ``nv.data``, ``nv.models``, ``nv.analysis``, ``nv.pipelines`` after ``import neurovamp as nv``):
 :mod:`neurovamp.io`, :mod:`neurovamp.data`, :mod:`neurovamp.models`,
-:mod:`neurovamp.analysis` (e.g. ``nv.analysis.bits_per_spike``, ``nv.analysis.plot_latents``).
+:mod:`neurovamp.analysis` (e.g. ``nv.analysis.bits_per_spike``, ``nv.analysis.plot_latents``),
+:mod:`neurovamp.pipelines` (the commands that write a folder: ``fit_run``, ``run_demo``, ``run_paper``).
 
 Names
 -----
@@ -128,12 +129,12 @@ _EXPORTS = {
     "write_figures": "neurovamp.analysis.figures",
     "plot_latents": "neurovamp.analysis.plots",
     # pipelines and the embedded data
-    "default_dataset_path": "neurovamp.default_data",
-    "default_nwb_paths": "neurovamp.default_data",
+    "default_dataset_path": "neurovamp.pipelines.default_data",
+    "default_nwb_paths": "neurovamp.pipelines.default_data",
     "simulate_experiment": "neurovamp.simulate",
     "load_ground_truth": "neurovamp.simulate",
-    "fit_run": "neurovamp.run",
-    "load_run": "neurovamp.run",
+    "fit_run": "neurovamp.pipelines.fit",
+    "load_run": "neurovamp.pipelines.fit",
 }
 
 __all__ = ["__version__", *_EXPORTS]

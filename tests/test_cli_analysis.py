@@ -12,8 +12,8 @@ import xarray as xr
 from neurovamp.analysis.evaluate import read_metrics
 from neurovamp.analysis.impute import impute_condition_mean
 from neurovamp.cli import main
-from neurovamp.default_data import default_nwb_paths
-from neurovamp.run import load_run
+from neurovamp.pipelines.default_data import default_nwb_paths
+from neurovamp.pipelines.fit import load_run
 
 FIGURES = {"latents", "trajectories", "confusion", "decoding_over_time", "alignment", "training_curves",
            "psth_rat1", "psth_rat2", "psth_rat3"}

@@ -1,4 +1,4 @@
-"""End-to-end tests of ``neurovamp fit`` and neurovamp.run.load_run on simulated NWB files."""
+"""End-to-end tests of ``neurovamp fit`` and neurovamp.pipelines.fit.load_run on simulated NWB files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import xarray as xr
 
 from neurovamp.cli import main
 from neurovamp.errors import ConfigError, DataError
-from neurovamp.run import load_run, parse_filters, read_run_info
+from neurovamp.pipelines.fit import load_run, parse_filters, read_run_info
 
 
 def fit_args(files, out, *extra) -> list[str]:

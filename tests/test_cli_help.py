@@ -12,7 +12,7 @@ import pytest
 import neurovamp
 from neurovamp.cli import build_parser, main
 from neurovamp.errors import DataError
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 COMMANDS = ("simulate", "convert-release", "info", "fit", "evaluate", "impute", "paper", "demo")
 

@@ -16,7 +16,7 @@ import pytest
 from neurovamp.analysis.report import comparison_table
 from neurovamp.cli import main
 from neurovamp.models.estimator import MultiAnimalModel
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 MODELS = ("mmvm", "independent")
 

@@ -21,7 +21,7 @@ import xarray as xr
 
 from neurovamp.cli import main
 from neurovamp.errors import ConfigError
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 REPO = Path(__file__).resolve().parents[1]
 # every loss term of a DDP fit equals the one-process fit up to float rounding

@@ -34,7 +34,7 @@ from neurovamp.analysis.metrics import bits_per_spike
 from neurovamp.data.dataset import make_dataset
 from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import pair_trials
-from neurovamp.default_data import default_dataset_path, default_nwb_paths
+from neurovamp.pipelines.default_data import default_dataset_path, default_nwb_paths
 from neurovamp.errors import DataError, OutputExistsError
 from neurovamp.models.estimator import MultiAnimalModel
 from neurovamp.simulate import load_ground_truth

@@ -1,4 +1,4 @@
-"""The package faces: ``neurovamp``, ``neurovamp.io``, ``neurovamp.data``, ``neurovamp.analysis``.
+"""The package faces: ``neurovamp``, ``neurovamp.io``, ``neurovamp.data``, ``neurovamp.analysis``, ``neurovamp.pipelines``.
 
 Each exports its public names lazily: every name resolves to the object of the module it
 names, ``dir()`` lists them, importing a face imports no heavy library, and no face name
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-FACES = ("neurovamp", "neurovamp.io", "neurovamp.data", "neurovamp.analysis")
+FACES = ("neurovamp", "neurovamp.io", "neurovamp.data", "neurovamp.analysis", "neurovamp.pipelines")
 HEAVY = ("torch", "matplotlib", "sklearn", "pynwb", "scipy", "xarray", "pandas")
 
 
@@ -83,7 +83,7 @@ def test_an_unknown_name_is_an_attribute_error(face):
 def test_importing_the_faces_imports_no_heavy_library():
     found = json.loads(run_python(
         "import sys, json\n"
-        "import neurovamp, neurovamp.io, neurovamp.data, neurovamp.analysis\n"
+        "import neurovamp, neurovamp.io, neurovamp.data, neurovamp.analysis, neurovamp.pipelines\n"
         f"heavy = [m for m in {list(HEAVY)!r} if m in sys.modules]\n"
         "import neurovamp as nv\n"
         # a face name, or a floor reached as an attribute, imports what it needs on first use

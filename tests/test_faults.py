@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from neurovamp.cli import main
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 
 # --------------------------------------------------------------------------- helpers
@@ -179,7 +179,7 @@ def test_case03_demo_overwrite_keeps_the_users_runs_quick(tmp_path, monkeypatch,
     """The demo's folder handling with its fitting replaced by a stand-in that writes a run folder."""
     import types
 
-    import neurovamp.demo as demo
+    import neurovamp.pipelines.demo as demo
     from neurovamp._outputs import record_outputs
 
     def stand_in(out_dir, settings, info, start, **kwargs):
@@ -268,6 +268,27 @@ def test_overwrite_keeps_extra_files_in_every_command(run, nwb_files, tmp_path, 
     assert cli(args, capsys)[0] == 0
     assert cli([*args, "--overwrite"], capsys)[0] == 0
     assert_kept(out, mine)
+
+
+def test_paper_overwrite_keeps_the_users_files_in_its_folder_and_subfolders(tmp_path, capsys):
+    """``paper --overwrite`` removes only what the paper run wrote (issue 12: it used to delete its sub-folders)."""
+    from test_paper import make_release
+
+    release = make_release(tmp_path / "release")
+    out = tmp_path / "paper"
+    args = ["paper", release, "--out", out, "--models", "mmvm", "--seeds", "0", "--no-defaults", "--epochs", "1",
+            "--folds", "2", "--threads", "1", "--no-progress"]
+    assert cli(args, capsys)[0] == 0
+    user = add_user_files(out)
+    for sub in ("fits", "fits/paper/mmvm/seed0", "figures", "nwb"):
+        (out / sub / "my_notes.txt").write_text(f"mine, in {sub}")
+        (out / sub / "my_analysis").mkdir()
+        (out / sub / "my_analysis" / "result.csv").write_text("a,b\n1,2\n")
+    user.update({k: v for k, v in tree_digest(out).items() if "my_" in k})
+    assert cli([*args, "--overwrite"], capsys)[0] == 0
+    assert_kept(out, user)
+    assert json.loads((out / "paper.json").read_text())["status"] == "complete"
+    assert (out / "fits" / "paper" / "mmvm" / "seed0" / "fit.json").is_file() and (out / "report.md").is_file()
 
 
 # --------------------------------------------------------------------------- 9. unreadable chunks

@@ -20,7 +20,7 @@ from neurovamp.analysis.impute import impute, impute_condition_mean, source_pred
 from neurovamp.analysis.metrics import band_coverage
 from neurovamp.io.recordings import load_recordings
 from neurovamp.data.pairing import pair_trials
-from neurovamp.default_data import default_dataset_path, default_nwb_paths
+from neurovamp.pipelines.default_data import default_dataset_path, default_nwb_paths
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.models.estimator import MultiAnimalModel
 from neurovamp.simulate import load_ground_truth

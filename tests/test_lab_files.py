@@ -323,7 +323,7 @@ def test_cli_info_windows_behavior(lab_file, capsys):
 
 
 def test_fit_records_recording_settings_and_rebuilds_the_same_pairs(tmp_path, capsys):
-    from neurovamp.run import build_paired, read_run_info
+    from neurovamp.pipelines.fit import build_paired, read_run_info
 
     a = _lab_file(tmp_path / "a.nwb", subject="a")
     b = _lab_file(tmp_path / "b.nwb", subject="b")

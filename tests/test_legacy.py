@@ -36,7 +36,7 @@ from neurovamp.io.recordings import load_recordings
 from neurovamp.errors import DataError
 from neurovamp.models.estimator import MultiAnimalModel
 from neurovamp.models.training import load_checkpoint
-from neurovamp.run import load_run, read_run_info
+from neurovamp.pipelines.fit import load_run, read_run_info
 
 FROZEN = Path(__file__).parent / "legacy" / "v0.1"
 MANIFEST = json.loads((FROZEN / "manifest.json").read_text())
@@ -238,7 +238,7 @@ def test_a_0_1_demo_comparison_table_is_rebuilt_from_its_metrics(legacy):
 
 
 def test_a_0_1_paper_run_reads_and_its_report_is_rebuilt_from_its_metrics(legacy):
-    from neurovamp.paper import read_paper_metrics, write_report
+    from neurovamp.pipelines.paper import read_paper_metrics, write_report
 
     paper = legacy / "paper"
     metrics = read_paper_metrics(paper / "metrics.json")

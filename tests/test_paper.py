@@ -23,7 +23,7 @@ import pytest
 from neurovamp.cli import main
 from neurovamp.errors import ConfigError, OutputExistsError
 from neurovamp.models.config import ModelConfig
-from neurovamp.paper import PAPER_WINDOW_STARTS, PaperConfig, read_paper_metrics
+from neurovamp.pipelines.paper import PAPER_WINDOW_STARTS, PaperConfig, read_paper_metrics
 
 RATS = ("Barat", "Buchanan", "Mitt", "Stella", "SuperChris")
 UNITS = {"Barat": 9, "Buchanan": 8, "Mitt": 10, "Stella": 7, "SuperChris": 6}
@@ -199,7 +199,7 @@ def test_other_settings_are_refused(finished_run, release, capsys):
 
 
 def test_unfinished_run_resumes_skipping_done_fits(finished_run, release, tmp_path):
-    from neurovamp.paper import run_paper
+    from neurovamp.pipelines.paper import run_paper
 
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
@@ -221,7 +221,7 @@ def test_unfinished_run_resumes_skipping_done_fits(finished_run, release, tmp_pa
 
 
 def test_resume_is_refused_when_the_default_model_settings_changed(release, tmp_path):
-    from neurovamp.paper import run_paper
+    from neurovamp.pipelines.paper import run_paper
 
     config = PaperConfig(models=("mmvm",), presets=("neurovamp",), seeds=(0,), epochs=1, folds=2, threads=1)
     run = tmp_path / "run"
@@ -236,7 +236,7 @@ def test_resume_is_refused_when_the_default_model_settings_changed(release, tmp_
 
 def test_worker_process_fit_matches_in_process_fit(finished_run, tmp_path):
     """What a parallel worker (``--jobs``) runs gives the numbers of the in-process fit."""
-    from neurovamp import paper
+    from neurovamp.pipelines import paper
 
     metrics = read_paper_metrics(finished_run / "metrics.json")
     config = PaperConfig.from_dict(metrics["config"])

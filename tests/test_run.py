@@ -1,4 +1,4 @@
-"""neurovamp.run.fit_run: the run folder it writes, resuming, overwrite protection, bad input."""
+"""neurovamp.pipelines.fit.fit_run: the run folder it writes, resuming, overwrite protection, bad input."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from neurovamp._outputs import MANIFEST_NAME
 from neurovamp.errors import ConfigError, DataError, OutputExistsError, TrainingError
 from neurovamp.models.config import ModelConfig
 from neurovamp.models.training import Trainer
-from neurovamp.run import fit_run, load_run, read_run_info
+from neurovamp.pipelines.fit import fit_run, load_run, read_run_info
 
 # tiny settings: 8 bins of 50 ms, 4-bin sub-windows, 2 latent dimensions
 SETTINGS = dict(
@@ -230,7 +230,7 @@ def test_psth_figures_show_the_recorded_pre_event_baseline(fitted, monkeypatch, 
     import shutil
 
     from neurovamp.analysis import plots
-    from neurovamp.run import PSTH_BASELINE, psth_recordings, write_evaluation
+    from neurovamp.pipelines.fit import PSTH_BASELINE, psth_recordings, write_evaluation
 
     run = tmp_path / "run"
     shutil.copytree(fitted["run"], run)

@@ -329,7 +329,7 @@ def test_config_json_round_trip_and_validation():
 
 
 def test_default_dataset_generated_once_and_repaired(tmp_path, monkeypatch):
-    from neurovamp.default_data import DEFAULT_NAME, default_config, default_dataset_path, default_nwb_paths
+    from neurovamp.pipelines.default_data import DEFAULT_NAME, default_config, default_dataset_path, default_nwb_paths
 
     monkeypatch.setenv("NEUROVAMP_DATA", str(tmp_path / "env-cache"))
     path = default_dataset_path()

@@ -12,7 +12,8 @@ Modules: :mod:`~neurovamp.analysis.evaluate` (all metrics of a model, ``metrics.
 :mod:`~neurovamp.analysis.impute`, :mod:`~neurovamp.analysis.decode`,
 :mod:`~neurovamp.analysis.alignment`, :mod:`~neurovamp.analysis.metrics`,
 :mod:`~neurovamp.analysis.plots`, :mod:`~neurovamp.analysis.figures` (the figures of a
-run), :mod:`~neurovamp.analysis.report` (markdown reports).
+run), :mod:`~neurovamp.analysis.report` (markdown reports), :mod:`~neurovamp.analysis.truth`
+(imputations scored against a simulation's true rates).
 
 ``impute_rates`` is :func:`neurovamp.analysis.impute.impute`: the face never uses a
 submodule's name (``neurovamp.analysis.impute`` stays the module, so
@@ -72,6 +73,9 @@ _EXPORTS = {
     "plot_model_comparison": "neurovamp.analysis.plots",
     "write_figures": "neurovamp.analysis.figures",
     "choose_units": "neurovamp.analysis.figures",
+    # ground truth (simulations)
+    "true_condition_rates": "neurovamp.analysis.truth",
+    "imputation_vs_truth": "neurovamp.analysis.truth",
     # report
     "MarkdownReport": "neurovamp.analysis.report",
     "markdown_table": "neurovamp.analysis.report",

@@ -158,7 +158,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from neurovamp.analysis.evaluate import evaluate_model
     from neurovamp.data.validation import check_decoding_labels
     from neurovamp.errors import ConfigError
-    from neurovamp.run import check_evaluation_outputs, load_run, write_evaluation
+    from neurovamp.pipelines.fit import check_evaluation_outputs, load_run, write_evaluation
 
     run_dir = _check_run_dir(args.run)
     if args.leave_condition_out:
@@ -209,7 +209,7 @@ def impute_command(args: argparse.Namespace) -> int:
     from neurovamp._files import atomic_output, check_writable
     from neurovamp._outputs import check_can_write
     from neurovamp.analysis.impute import impute_condition_mean
-    from neurovamp.run import load_run
+    from neurovamp.pipelines.fit import load_run
 
     run_dir = _check_run_dir(args.run)
     _check_band_options(args)

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subparsers
         The sub-parser collection of the ``neurovamp`` parser.
     """
-    from neurovamp.demo import DEMO_MODELS
+    from neurovamp.pipelines.demo import DEMO_MODELS
 
     p = subparsers.add_parser(
         "demo",
@@ -68,7 +68,7 @@ def demo_command(args: argparse.Namespace) -> int:
     """
     import matplotlib
 
-    from neurovamp.demo import run_demo
+    from neurovamp.pipelines.demo import run_demo
 
     matplotlib.use("Agg", force=False)  # figures go to files; no display needed
     result = run_demo(

@@ -1,4 +1,4 @@
-"""The ``fit`` command: parse options, then :func:`neurovamp.run.fit_run` writes the run folder.
+"""The ``fit`` command: parse options, then :func:`neurovamp.pipelines.fit.fit_run` writes the run folder.
 
 This module only turns command-line text into typed values (filter and condition values
 are read as the type of their trial label; model options become
@@ -187,7 +187,7 @@ def _model_config(args: argparse.Namespace) -> ModelConfig:
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """Run ``neurovamp fit``: check the options, :func:`neurovamp.run.fit_run`, print a summary.
+    """Run ``neurovamp fit``: check the options, :func:`neurovamp.pipelines.fit.fit_run`, print a summary.
 
     Parameters
     ----------
@@ -204,7 +204,7 @@ def fit_command(args: argparse.Namespace) -> int:
     matplotlib.use("Agg", force=False)  # loss.png is written without a display
 
     from neurovamp.io.recordings import load_recordings
-    from neurovamp.run import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
+    from neurovamp.pipelines.fit import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
 
     config = _model_config(args)
     filters_text = parse_filters(args.filters)  # option errors first, then "the run folder exists"

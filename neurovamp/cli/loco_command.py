@@ -51,7 +51,7 @@ def loco_command(args: argparse.Namespace, metrics_path: Path) -> int:
     from neurovamp.analysis.evaluate import write_metrics
     from neurovamp.analysis.loco import LOCO_DIR, LOCO_KEY, leave_condition_out
     from neurovamp.errors import DataError
-    from neurovamp.run import _load_tree, _pair, read_run_info
+    from neurovamp.pipelines.fit import _load_tree, _pair, read_run_info
 
     run_dir = metrics_path.parent
     info = read_run_info(run_dir)

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         The sub-parser collection of the ``neurovamp`` parser.
     """
     from neurovamp.models.config import LIKELIHOODS, MODELS
-    from neurovamp.paper import (
+    from neurovamp.pipelines.paper import (
         DEFAULT_EPOCHS,
         DEFAULT_PATIENCE,
         DEFAULT_SEEDS,
@@ -161,7 +161,7 @@ def paper_command(args: argparse.Namespace) -> int:
     """
     from pathlib import Path
 
-    from neurovamp.paper import PAPER_WINDOW_STARTS, PaperConfig, run_paper
+    from neurovamp.pipelines.paper import PAPER_WINDOW_STARTS, PaperConfig, run_paper
 
     given = parse_window_starts(args.window_start)
     unknown = [r for r in given if r not in args.rats]

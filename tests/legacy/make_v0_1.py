@@ -121,7 +121,7 @@ def make(work: Path) -> None:
     from neurovamp.data.pairing import pair_trials
     from neurovamp.models.config import ModelConfig
     from neurovamp.models.estimator import MultiAnimalModel
-    from neurovamp.run import load_run
+    from neurovamp.pipelines.fit import load_run
     from neurovamp.simulate import SimulationConfig, simulate_experiment, write_simulation
 
     torch.set_num_threads(1)

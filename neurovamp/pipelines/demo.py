@@ -1,7 +1,7 @@
 """The end-to-end demo: fit MMVM and every baseline on the embedded data and compare them.
 
 :func:`run_demo` (command ``neurovamp demo``) runs the whole pipeline on the embedded
-simulated default set (:func:`neurovamp.default_data.default_dataset_path`):
+simulated default set (:func:`neurovamp.pipelines.default_data.default_dataset_path`):
 
 1. bin each rat's NWB file around ``odor_onset`` (0-1 s, 20 ms bins; labels odor,
    position, in_sequence, correct);
@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -49,8 +48,10 @@ import numpy as np
 import pandas as pd
 
 from neurovamp._files import atomic_output
-from neurovamp._outputs import check_can_write, record_outputs, remove_outputs
+from neurovamp._jsonfile import read_json, write_json
+from neurovamp._threads import thread_limits
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
+from neurovamp.pipelines.folder import COMPLETE, RunFolder, model_defaults
 
 __all__ = [
     "DEMO_MODELS",
@@ -59,7 +60,7 @@ __all__ = [
     "DemoResult",
     "demo_settings",
     "run_demo",
-    "true_condition_rates",
+    "demo_folder",
 ]
 
 #: Every model the demo compares, MMVM first.
@@ -244,29 +245,27 @@ class DemoResult:
 
 
 # --------------------------------------------------------------------------- demo folder
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object the demo wrote (None when the file is missing, unreadable or not an object)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except DataError:
         return None
     return data if isinstance(data, dict) else None
 
 
-def _write_json(path: Path, data: Mapping[str, Any], *, overwrite: bool = True) -> Path:
-    from neurovamp.analysis.evaluate import json_safe
-
-    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
+def demo_folder(out_dir: str | os.PathLike) -> RunFolder:
+    """The demo folder ``out_dir`` with its marker ``demo.json``."""
+    return RunFolder(out_dir, marker=DEMO_FILE, format=DEMO_FORMAT, version=DEMO_VERSION,
+                     what="neurovamp demo description")
 
 
 def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> dict[str, Any]:
     """Check ``out_dir`` may be used, clear it under ``overwrite``, (re)write demo.json."""
-    marker = out_dir / DEMO_FILE
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir}: exists and is not a folder; choose another --out")
-    previous = _read_json(marker) if marker.is_file() else None
+    folder = demo_folder(out_dir)
+    marker = folder.marker_path
+    folder.check_is_folder(message=f"{out_dir}: exists and is not a folder; choose another --out")
+    previous = _read_dict(marker)
     if out_dir.is_dir() and any(out_dir.iterdir()) and previous is None:
         raise OutputExistsError(
             f"{out_dir}: exists and is not a neurovamp demo folder (no readable {DEMO_FILE}); "
@@ -277,40 +276,33 @@ def _prepare_folder(out_dir: Path, settings: DemoSettings, overwrite: bool) -> d
     if previous is not None and not overwrite:
         old = dict(previous.get("settings") or {})
         old_models = old.pop("models", None)
-        if old != settings.comparable():
-            new = settings.comparable()
-            changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise OutputExistsError(
-                f"{out_dir}: holds a demo run with different settings ({', '.join(changed)}); "
-                "pass --overwrite to replace it or choose another --out"
-            )
-        if previous.get("model_defaults") != _model_defaults():
+        folder.check_same_settings(
+            old, settings.comparable(),
+            "{path}: holds a demo run with different settings ({changed}); "
+            "pass --overwrite to replace it or choose another --out",
+        )
+        if previous.get("model_defaults") != model_defaults():
             raise OutputExistsError(
                 f"{out_dir}: holds a demo run made with other default model settings (an older neurovamp); "
                 "pass --overwrite to replace it or choose another --out"
             )
-        if previous.get("status") == "complete":
+        if previous.get("status") == COMPLETE:
             same = list(old_models or []) == list(settings.models)
             raise OutputExistsError(
                 f"{out_dir}: holds a complete demo"
                 + ("" if same else f" of models {old_models}")
                 + "; pass --overwrite to run it again or choose another --out"
             )
+    folder.check_can_write()  # the last check: nothing is written before it
     if overwrite and previous is not None:  # only what the demo wrote; a user's runs/<own>/ stays
-        remove_outputs(out_dir, legacy=_demo_outputs())
-    info = {
-        "format": DEMO_FORMAT,
-        "version": DEMO_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "settings": settings.to_dict(),
-        "model_defaults": _model_defaults(),
-        "status": "running",
-    }
-    check_can_write(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record_outputs(out_dir, _demo_outputs(), folders=[f"{RUNS_DIR}/{m}" for m in settings.models],
-                   legacy=_demo_outputs())
-    _write_json(marker, info)
+        folder.clear(legacy=_demo_outputs())
+    info = folder.new_info(
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        settings=settings.to_dict(),
+        model_defaults=model_defaults(),
+    )
+    folder.start(info, files=_demo_outputs(), folders=[f"{RUNS_DIR}/{m}" for m in settings.models],
+                 legacy=_demo_outputs())
     return info
 
 
@@ -320,22 +312,15 @@ def _demo_outputs() -> list[str]:
             f"{FIGURES_DIR}/alignment_matrices.png", f"{FIGURES_DIR}/imputation_{MISSING_RAT}_odor_{MISSING_ODOR}.png"]
 
 
-def _model_defaults() -> dict[str, Any]:
-    """neurovamp's default model settings, which every demo fit uses."""
-    from neurovamp.models.config import ModelConfig
-
-    return ModelConfig().to_dict()
-
-
 def _run_complete(run_dir: Path) -> bool:
-    from neurovamp.run import MODEL_DIR, RUN_FILE
+    from neurovamp.pipelines.fit import MODEL_DIR, RUN_FILE
 
-    info = _read_json(run_dir / RUN_FILE)
-    return bool(info) and info.get("status") == "complete" and (run_dir / MODEL_DIR / "weights.pt").is_file()
+    info = _read_dict(run_dir / RUN_FILE)
+    return bool(info) and info.get("status") == COMPLETE and (run_dir / MODEL_DIR / "weights.pt").is_file()
 
 
 def _model_complete(run_dir: Path) -> bool:
-    return _run_complete(run_dir) and _read_json(run_dir / METRICS_FILE) is not None and (
+    return _run_complete(run_dir) and _read_dict(run_dir / METRICS_FILE) is not None and (
         run_dir / FIGURES_DIR
     ).is_dir()
 
@@ -343,14 +328,14 @@ def _model_complete(run_dir: Path) -> bool:
 # --------------------------------------------------------------------------- fitting
 def _fit_model(paths: Sequence[Path], run_dir: Path, model: str, s: DemoSettings, device: str,
                progress: bool) -> float:
-    """Fit one model into ``run_dir`` with :func:`neurovamp.run.fit_run`; return the wall time (s).
+    """Fit one model into ``run_dir`` with :func:`neurovamp.pipelines.fit.fit_run`; return the wall time (s).
 
     An interrupted run (checkpoint present) is resumed; any other incomplete run folder of
     this demo is restarted.
     """
     from neurovamp.models.config import ModelConfig
     from neurovamp.models.training import CHECKPOINT_NAME
-    from neurovamp.run import CHECKPOINT_DIR, RUN_FILE, fit_run
+    from neurovamp.pipelines.fit import CHECKPOINT_DIR, RUN_FILE, fit_run
 
     resumable = (run_dir / RUN_FILE).is_file() and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file()
     start = time.perf_counter()
@@ -362,138 +347,6 @@ def _fit_model(paths: Sequence[Path], run_dir: Path, model: str, s: DemoSettings
         resume=run_dir.exists() and resumable, overwrite=run_dir.exists() and not resumable, progress=progress,
     )
     return time.perf_counter() - start
-
-
-# --------------------------------------------------------------------------- ground truth
-def true_condition_rates(
-    ground_truth: Any, rat: str, odor: str, time: np.ndarray, bin_size: float, position: int | None = None
-) -> np.ndarray:
-    """The simulator's expected rates of a rat in a condition, on an analysis grid.
-
-    Parameters
-    ----------
-    ground_truth
-        :class:`neurovamp.simulate.GroundTruth` of the simulation.
-    rat, odor, position
-        Condition (see :meth:`~neurovamp.simulate.GroundTruth.condition_rate`); the rat
-        need not have experienced it.
-    time
-        Bin centres (s from odor onset) of the analysis grid.
-    bin_size
-        Width (s) of the analysis bins; a multiple of the simulator's bin size.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_units, n_bins)`` rates in Hz: the mean of the simulator's bins whose centres
-        fall inside each analysis bin.
-
-    Raises
-    ------
-    DataError
-        If an analysis bin holds no simulator bin (grids that do not line up).
-    """
-    fine = ground_truth.condition_rate(rat, odor, position)  # (units, sim bins), Hz
-    sim_time = np.asarray(ground_truth.time, dtype=float)
-    out = np.empty((fine.shape[0], len(time)))
-    for j, centre in enumerate(np.asarray(time, dtype=float)):
-        inside = (sim_time >= centre - bin_size / 2 - 1e-9) & (sim_time < centre + bin_size / 2 - 1e-9)
-        if not inside.any():
-            raise DataError(f"no simulator bin inside the analysis bin centred at {centre:g} s")
-        out[:, j] = fine[:, inside].mean(axis=1)
-    return out
-
-
-def _r2(pred: np.ndarray, truth: np.ndarray) -> float:
-    ok = np.isfinite(pred) & np.isfinite(truth)
-    if not ok.any():
-        return float("nan")
-    p, t = pred[ok], truth[ok]
-    ss_tot = float(np.sum((t - t.mean()) ** 2))
-    return float(1.0 - np.sum((p - t) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
-
-
-def _corr(pred: np.ndarray, truth: np.ndarray) -> float:
-    ok = np.isfinite(pred) & np.isfinite(truth)
-    if ok.sum() < 2 or np.std(pred[ok]) == 0 or np.std(truth[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(pred[ok], truth[ok])[0, 1])
-
-
-def _ground_truth_scores(model: Any, paired: Any, ground_truth: Any, conditions: Sequence[str]) -> dict[str, Any]:
-    """Imputation of rat3 from the other rats vs the true rates, for every odor.
-
-    Returns ``{"target", "sources", "by_odor": {odor: {"r2", "r2_modulation",
-    "correlation", "seen"}}, "missing_odor": ..., and the imputed/true rates of the missing
-    odor (for the figure)}``.
-    """
-    from neurovamp.analysis.impute import impute_condition_mean
-
-    target = MISSING_RAT
-    seen = set(np.asarray(paired.modalities[target]["odor"].values).tolist())
-    by_odor: dict[str, dict[str, Any]] = {}
-    curves: dict[str, Any] = {}
-    for odor in conditions:
-        imputed = impute_condition_mean(model, paired, target=target, condition={"odor": odor})
-        rates = np.asarray(imputed["rates"].values, dtype=float)
-        time = np.asarray(imputed["time"].values, dtype=float)
-        truth = true_condition_rates(ground_truth, target, odor, time, float(imputed.attrs["bin_size"]))
-        centred_pred = rates - rates.mean(axis=1, keepdims=True)
-        centred_true = truth - truth.mean(axis=1, keepdims=True)
-        by_odor[odor] = {
-            "r2": _r2(rates, truth),
-            "r2_modulation": _r2(centred_pred, centred_true),
-            "correlation": _corr(rates, truth),
-            "seen": odor in seen,
-        }
-        if odor == MISSING_ODOR:
-            by_odor[odor].update(_generic_null_scores(paired, target, imputed, ground_truth, conditions, seen))
-            curves = {
-                "time": time,
-                "unit": np.asarray(imputed["unit"].values),
-                "imputed": rates,
-                "imputed_sem": np.asarray(imputed["rates_sem"].values, dtype=float),
-                "truth": truth,
-            }
-    return {"target": target, "missing_odor": MISSING_ODOR, "by_odor": by_odor, "_curves": curves}
-
-
-def _generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: Any, conditions: Sequence[str],
-                         seen: set) -> dict[str, Any]:
-    """The imputed unseen odor against the target's generic prediction (its mean over the seen odors).
-
-    ``condition_r`` / ``condition_r2``: (imputed - true generic) vs (true rate - true
-    generic), the true generic being the mean of the true rates over the seen odors;
-    ``bps_generic``: bits/spike of the imputed rates against the data's generic prediction
-    (smoothed PSTH mean over the seen odors) on Poisson draws of the true rate (200 trials,
-    fixed seed), ``bps_flat`` the same against a flat rate per unit, ``generic_bps_flat``
-    the generic prediction against the flat rate; ``generic_correlation`` the generic
-    prediction's correlation with the true rate (beside the imputation's).
-    """
-    from neurovamp.analysis.loco import SMOOTH_S
-    from neurovamp.analysis.metrics import condition_scores, generic_prediction
-
-    bin_size = float(imputed.attrs["bin_size"])
-    time = np.asarray(imputed["time"].values, dtype=float)
-    rates = np.asarray(imputed["rates"].values, dtype=float) * bin_size
-    mod = paired.modalities[target]
-    if "unit" in mod.coords and "unit" in imputed.coords:
-        mod = mod.sel(unit=imputed["unit"].values)
-    mod = mod.sel(time=time, method="nearest")
-    generic = generic_prediction(np.asarray(mod.values), np.asarray(mod["odor"].values),
-                                 sigma_bins=SMOOTH_S / bin_size)
-    truth = true_condition_rates(ground_truth, target, MISSING_ODOR, time, bin_size) * bin_size
-    true_generic = np.mean([true_condition_rates(ground_truth, target, o, time, bin_size)
-                            for o in conditions if o in seen], axis=0) * bin_size
-    ok = np.isfinite(rates).all(axis=0) & np.isfinite(generic).all(axis=0)
-    draws = np.random.default_rng(0).poisson(np.broadcast_to(truth, (200, *truth.shape))).astype(float)
-    scores = condition_scores(rates[:, ok], generic[:, ok], draws[:, :, ok], observed=truth[:, ok],
-                              generic_pred=true_generic[:, ok], generic_obs=true_generic[:, ok])
-    return {
-        "condition_r": scores["r"], "condition_r2": scores["r2"], "bps_generic": scores["bps_generic"],
-        "bps_flat": scores["bps_flat"], "generic_bps_flat": scores["generic_bps_flat"],
-        "generic_correlation": _corr(generic[:, ok], truth[:, ok]),
-    }
 
 
 # --------------------------------------------------------------------------- figures
@@ -669,8 +522,9 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
                     ground_truth: Any, figures: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate one fitted run: metrics.json and figures/ in the run folder."""
     from neurovamp.analysis.evaluate import evaluate_model
+    from neurovamp.analysis.truth import imputation_vs_truth
     from neurovamp.models.estimator import MultiAnimalModel
-    from neurovamp.run import MODEL_DIR, read_run_info, write_evaluation
+    from neurovamp.pipelines.fit import MODEL_DIR, read_run_info, write_evaluation
 
     model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
     model.check_compatible(paired)
@@ -679,7 +533,8 @@ def _evaluate_model(run_dir: Path, paired: Any, s: DemoSettings, device: str, fi
     fit = dict(info.get("fit") or {})
     fit.setdefault("seconds", fit_seconds)  # run.json's model.fit time; the wall time only for older runs
     metrics["fit"] = fit
-    truth = _ground_truth_scores(model, paired, ground_truth, s.conditions)
+    truth = imputation_vs_truth(model, paired, ground_truth, s.conditions, target=MISSING_RAT,
+                                missing_odor=MISSING_ODOR)
     metrics["ground_truth"] = {k: v for k, v in truth.items() if not k.startswith("_")}
     write_evaluation(run_dir, metrics, model=model if figures else None, paired=paired, label=s.decode_labels[0],
                      seed=s.seed, overwrite=True, info=info)
@@ -755,7 +610,7 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
                   table: pd.DataFrame, figures: Mapping[str, Path | None], seconds: float) -> Path:
     from neurovamp.analysis.report import MarkdownReport, column_title, format_mean_sd
     from neurovamp.analysis.figures import confound_note
-    from neurovamp.run import PSTH_BASELINE
+    from neurovamp.pipelines.fit import PSTH_BASELINE
 
     report = MarkdownReport("neurovamp demo: MMVM VAE vs baselines", folder=out_dir)
     report.paragraph(_INTRO)
@@ -1019,7 +874,7 @@ def run_demo(
         Show progress bars.
     data_dir
         Cache root of the default dataset (see
-        :func:`~neurovamp.default_data.default_dataset_path`).
+        :func:`~neurovamp.pipelines.default_data.default_dataset_path`).
 
     Returns
     -------
@@ -1041,26 +896,15 @@ def run_demo(
         return _run(out_dir, settings, info, start, device=device, progress=progress, data_dir=data_dir)
 
 
-@contextlib.contextmanager
-def _single_thread(device: str):
-    """Train and evaluate on one CPU thread (restored afterwards).
+def _single_thread(device: str) -> contextlib.AbstractContextManager[None]:
+    """Train and evaluate on one CPU thread (restored afterwards; no limit on a GPU).
 
     The demo's networks are small; on a CPU several threads spend more time synchronising
     than computing, and on a busy machine they are several times slower than one.
     """
-    import torch
-
     from neurovamp.models.training import resolve_device
 
-    if resolve_device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return thread_limits(1 if resolve_device(device).type == "cpu" else None, blas=False)
 
 
 #: Scores summarised over seeds: column of comparison_table or unseen-odor score -> (title, higher is better).
@@ -1116,7 +960,7 @@ def _other_seeds(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[s
     """
     from tqdm.auto import tqdm
 
-    from neurovamp.run import build_paired, read_run_info
+    from neurovamp.pipelines.fit import build_paired, read_run_info
 
     seeds = [settings.seed + k for k in range(settings.n_seeds)]
     per_seed = {name: [metrics_by_model[name]] for name in settings.models}
@@ -1127,8 +971,8 @@ def _other_seeds(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[s
         bar.set_postfix_str(f"{name} seed {seed}")
         s_k = dataclasses.replace(settings, seed=seed)
         run_dir = out_dir / RUNS_DIR / f"seed{seed}" / name
-        if _run_complete(run_dir) and _read_json(run_dir / METRICS_FILE) is not None:
-            metrics = _read_json(run_dir / METRICS_FILE) or {}
+        if _run_complete(run_dir) and _read_dict(run_dir / METRICS_FILE) is not None:
+            metrics = _read_dict(run_dir / METRICS_FILE) or {}
             reused.append(f"{name}/seed{seed}")
         else:
             fit_seconds = None if _run_complete(run_dir) else _fit_model(paths, run_dir, name, s_k, device, progress)
@@ -1166,7 +1010,7 @@ def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model
     from tqdm.auto import tqdm
 
     from neurovamp.analysis.loco import fit_and_score, summarise
-    from neurovamp.run import _load_tree, _pair, read_run_info
+    from neurovamp.pipelines.fit import _load_tree, _pair, read_run_info
 
     animal, condition = settings.loco
     tree = None
@@ -1196,8 +1040,8 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
     from tqdm.auto import tqdm
 
     from neurovamp.analysis.report import comparison_table
-    from neurovamp.default_data import default_dataset_path, default_nwb_paths
-    from neurovamp.run import build_paired, read_run_info
+    from neurovamp.pipelines.default_data import default_dataset_path, default_nwb_paths
+    from neurovamp.pipelines.fit import build_paired, read_run_info
     from neurovamp.simulate import load_ground_truth
 
     paths = default_nwb_paths(data_dir)
@@ -1213,7 +1057,7 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
         bar.set_postfix_str(name)
         run_dir = out_dir / RUNS_DIR / name
         if _model_complete(run_dir):
-            metrics = _read_json(run_dir / METRICS_FILE) or {}
+            metrics = _read_dict(run_dir / METRICS_FILE) or {}
             reused.append(name)
         else:
             fit_seconds = None
@@ -1230,8 +1074,9 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
 
     if any(m not in truth_by_model for m in ("mmvm", "independent") if m in settings.models):
         # curves of reused models for the imputation figure
+        from neurovamp.analysis.truth import imputation_vs_truth
         from neurovamp.models.estimator import MultiAnimalModel
-        from neurovamp.run import MODEL_DIR
+        from neurovamp.pipelines.fit import MODEL_DIR
 
         for name in ("mmvm", "independent"):
             if name in settings.models and name not in truth_by_model:
@@ -1239,7 +1084,8 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
                 if paired is None:
                     paired = build_paired(read_run_info(run_dir))
                 model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
-                truth_by_model[name] = _ground_truth_scores(model, paired, ground_truth, settings.conditions)
+                truth_by_model[name] = imputation_vs_truth(model, paired, ground_truth, settings.conditions,
+                                                           target=MISSING_RAT, missing_odor=MISSING_ODOR)
 
     _other_seeds(out_dir, settings, metrics_by_model, paths, ground_truth, device=device, progress=progress,
                  fitted=fitted, reused=reused)
@@ -1256,12 +1102,11 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
         {m: truth_by_model[m] for m in ("mmvm", "independent") if m in truth_by_model},
         fig_dir / f"imputation_{MISSING_RAT}_odor_{MISSING_ODOR}.png",
     )
-    _write_json(out_dir / METRICS_FILE, metrics_by_model)
+    write_json(out_dir / METRICS_FILE, metrics_by_model, overwrite=True)
     with atomic_output(out_dir / COMPARISON_FILE, overwrite=True) as tmp:
         table.to_csv(tmp, float_format="%.6g")
     seconds = time.perf_counter() - start
     report = _write_report(out_dir, settings, metrics_by_model, table, figures, seconds)
-    info.update(status="complete", seconds=round(seconds, 1), fitted=fitted, reused=reused)
-    _write_json(out_dir / DEMO_FILE, info)
+    demo_folder(out_dir).finish(info, seconds=round(seconds, 1), fitted=fitted, reused=reused)
     return DemoResult(out_dir=out_dir, report=report, metrics=metrics_by_model, table=table, fitted=fitted,
                       reused=reused, seconds=seconds)

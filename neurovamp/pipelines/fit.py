@@ -21,7 +21,7 @@ and the run description, for the ``evaluate``/``impute`` style commands.
 Imports: this module sits above data, models and analysis (a pipeline). It imports the
 data layer at the top; torch (``neurovamp.models``) and matplotlib
 (``neurovamp.analysis.plots``, for ``loss.png``) only inside the functions that need them,
-so ``import neurovamp.run`` stays light for the CLI and nothing below it ever imports it.
+so ``import neurovamp.pipelines.fit`` stays light for the CLI and nothing below it ever imports it.
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output, check_writable
-from neurovamp._outputs import check_can_write, check_no_foreign, record_outputs, remove_outputs
+from neurovamp._jsonfile import read_versioned
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality
 from neurovamp.io.recordings import load_recordings
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError, TrainingError
+from neurovamp.pipelines.folder import COMPLETE, RunFolder, changed_settings
 
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
@@ -68,6 +69,7 @@ __all__ = [
     "repoint_data",
     "labels_to_load",
     "read_run_info",
+    "run_folder",
     "write_run_info",
     "build_paired",
     "load_run",
@@ -200,14 +202,16 @@ def write_run_info(run_dir: str | os.PathLike, info: Mapping[str, Any]) -> Path:
     Path
         The written file.
     """
-    path = Path(run_dir) / RUN_FILE
     info = dict(info)
     if isinstance(info.get("data"), Mapping) and isinstance(info["data"].get("paths"), list):
         info["data"] = {**info["data"], "paths": _paths_to_record(info["data"]["paths"], Path(run_dir))}
-    text = json.dumps(info, indent=2) + "\n"
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(text)
-    return path
+    return run_folder(run_dir).write(info)
+
+
+def run_folder(run_dir: str | os.PathLike) -> RunFolder:
+    """The run folder ``run_dir`` (``neurovamp fit``'s output) with its marker ``run.json``."""
+    return RunFolder(run_dir, marker=RUN_FILE, format=RUN_FORMAT, version=RUN_VERSION,
+                     what="neurovamp run description")
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -235,14 +239,7 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise DataError(f"{run_dir}: not a neurovamp run folder, {RUN_FILE} is missing")
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
-        raise DataError(f"{path}: not a neurovamp run description (format {RUN_FORMAT!r} expected)")
-    if info.get("version") != RUN_VERSION:
-        raise DataError(f"{path}: run format version {info.get('version')!r} is not supported (expected {RUN_VERSION})")
+    info = read_versioned(path, RUN_FORMAT, RUN_VERSION, what="neurovamp run description")
     for key in ("data", "pairing"):
         if not isinstance(info.get(key), dict):
             raise DataError(f"{path}: incomplete run description, {key!r} is missing")
@@ -469,7 +466,7 @@ def load_run(
     run_dir = Path(run_dir)
     info = read_run_info(run_dir)
     model_dir = run_dir / MODEL_DIR
-    if info.get("status") != "complete" or not model_dir.is_dir():
+    if info.get("status") != COMPLETE or not model_dir.is_dir():
         what = f"{MODEL_DIR}/ is missing" if not model_dir.is_dir() else "run.json has status " + repr(info.get("status"))
         raise DataError(
             f"{run_dir}: incomplete run ({what}); training did not finish. Continue it with "
@@ -546,7 +543,8 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
     OutputExistsError
         If ``out`` exists and neither ``overwrite`` nor ``resume`` is given.
     """
-    run_dir = Path(out)
+    folder = run_folder(out)
+    run_dir = folder.path
     if resume and overwrite:
         raise ConfigError(
             "resume and overwrite (CLI: --resume, --overwrite) exclude each other: resume continues a run, "
@@ -555,21 +553,20 @@ def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume:
     if resume:
         if not run_dir.is_dir():
             raise ConfigError(f"{run_dir}: nothing to resume, the run folder does not exist")
-        check_can_write(run_dir)
+        folder.check_can_write()
         return run_dir
     from neurovamp.models.training import CHECKPOINT_NAME
 
-    if not overwrite and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file() and _status(run_dir) != "complete":
+    if not overwrite and (run_dir / CHECKPOINT_DIR / CHECKPOINT_NAME).is_file() and _status(run_dir) != COMPLETE:
         raise OutputExistsError(
             f"{run_dir}: holds an unfinished fit; continue it with resume=True (CLI: --resume), or start afresh "
             "with overwrite=True (CLI: --overwrite)"
         )
     check_writable(run_dir, overwrite=overwrite)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: exists and is not a folder; remove it or choose another run folder (--out)")
-    if run_dir.is_dir():
-        check_no_foreign(run_dir, _fit_outputs(), legacy=_legacy_outputs(run_dir), what="fit --overwrite")
-    check_can_write(run_dir)
+    folder.check_is_folder(ConfigError, f"{run_dir}: exists and is not a folder; remove it or choose another run "
+                                        "folder (--out)")
+    folder.check_no_foreign(_fit_outputs(), legacy=_legacy_outputs(run_dir), what="fit --overwrite")
+    folder.check_can_write()
     return run_dir
 
 
@@ -791,18 +788,18 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
     names = {"before": [Path(p).name for p in before["data"].get("paths") or []],
              "now": [Path(p).name for p in info["data"].get("paths") or []]}
     changed = [
-        f"{section}.{key}"
+        name
         for section in before
-        for key in set(info[section]) | set(before[section])
-        if before[section].get(key) != info[section].get(key)
-        and not (section == "data" and key == "paths" and names["before"] == names["now"])
+        for name in changed_settings(before[section], info[section], prefix=f"{section}.")
+        if not (name == "data.paths" and names["before"] == names["now"])
     ]
     changed += [f"training.{key}" for key in resume_conflicts(previous.get("training") or {}, info["training"])]
-    if changed:
-        raise ConfigError(
-            f"{run_dir}: resume (CLI: --resume) with different settings than the interrupted run "
-            f"({', '.join(sorted(changed))}); use the same settings, or overwrite (CLI: --overwrite) to start afresh"
-        )
+    run_folder(run_dir).refuse_changes(
+        changed,
+        "{path}: resume (CLI: --resume) with different settings than the interrupted run "
+        "({changed}); use the same settings, or overwrite (CLI: --overwrite) to start afresh",
+        error=ConfigError,
+    )
     return previous
 
 
@@ -813,13 +810,14 @@ def _start_run(run_dir: Path, info: Mapping[str, Any], *, overwrite: bool) -> No
     figures that described it), never a user's files. A resumed run's files are recorded
     when it finishes, so a refused resume writes no manifest.
     """
+    folder = run_folder(run_dir)
     if overwrite and run_dir.is_dir():
-        remove_outputs(run_dir, legacy=_legacy_outputs(run_dir))
+        folder.clear(legacy=_legacy_outputs(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     if not overwrite and (run_dir / RUN_FILE).is_file():  # resuming
         write_run_info(run_dir, info)
         return
-    record_outputs(run_dir, [n for n in _fit_outputs() if n != MODEL_DIR])
+    folder.record([n for n in _fit_outputs() if n != MODEL_DIR])
     write_run_info(run_dir, info)
 
 
@@ -843,11 +841,11 @@ def _finish_run(run_dir: Path, model: MultiAnimalModel, info: dict[str, Any], se
     with atomic_output(run_dir / HISTORY_FILE, overwrite=True) as tmp:
         model.history_.to_csv(tmp, index=False)
     _write_loss_plot(model.history_, run_dir / LOSS_PLOT)
-    info["status"] = "complete"
+    info["status"] = COMPLETE
     info["fit"] = _plain({**model.fit_info_, "seconds": round(seconds, 3)})
     model_files = [p.relative_to(run_dir) for p in (run_dir / MODEL_DIR).rglob("*") if p.is_file()]
-    record_outputs(run_dir, [n for n in _fit_outputs() if n != MODEL_DIR] + model_files,
-                   legacy=_legacy_outputs(run_dir))
+    run_folder(run_dir).record([n for n in _fit_outputs() if n != MODEL_DIR] + model_files,
+                               legacy=_legacy_outputs(run_dir))
     write_run_info(run_dir, info)
 
 
@@ -905,7 +903,8 @@ def write_evaluation(
     check_evaluation_outputs(run_dir, figures=model is not None, overwrite=overwrite)
     metrics_path = run_dir / METRICS_FILE
     write_metrics(metrics, metrics_path, overwrite=overwrite)
-    record_outputs(run_dir, [METRICS_FILE], legacy=legacy)
+    folder = run_folder(run_dir)
+    folder.record([METRICS_FILE], legacy=legacy)
     if model is None:
         return metrics_path, None
     from neurovamp.analysis.figures import write_figures
@@ -916,7 +915,7 @@ def write_evaluation(
         recorded = psth_recordings(info) if info is not None else None
         write_figures(model, paired, metrics, staging / FIGURES_DIR, label=label, overwrite=False, seed=seed,
                       recorded=recorded)
-        remove_outputs(run_dir, only=[FIGURES_DIR])
+        folder.clear(only=[FIGURES_DIR])
         move_into(staging, run_dir)
     finally:
         if staging.is_dir():
@@ -939,8 +938,9 @@ def check_evaluation_outputs(run_dir: str | os.PathLike, *, figures: bool = True
     check_writable(run_dir / METRICS_FILE, overwrite=overwrite)
     if figures:
         check_writable(run_dir / FIGURES_DIR, overwrite=overwrite)
-    check_no_foreign(run_dir, [METRICS_FILE], legacy=_legacy_outputs(run_dir), what="evaluate --overwrite")
-    check_can_write(run_dir)
+    folder = run_folder(run_dir)
+    folder.check_no_foreign([METRICS_FILE], legacy=_legacy_outputs(run_dir), what="evaluate --overwrite")
+    folder.check_can_write()
 
 
 def fit_run(
@@ -1205,7 +1205,7 @@ def _check_checkpoint(run_dir: Path) -> None:
             warnings.simplefilter("ignore", RuntimeWarning)
             load_checkpoint(run_dir / CHECKPOINT_DIR)
     except DataError as exc:
-        done = " (the run itself is complete: its model is in model/)" if _status(run_dir) == "complete" else ""
+        done = " (the run itself is complete: its model is in model/)" if _status(run_dir) == COMPLETE else ""
         raise DataError(f"cannot resume{done}: {exc}; the run folder is left as it was") from None
 
 

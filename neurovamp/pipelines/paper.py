@@ -53,14 +53,11 @@ or one with other settings is only replaced with ``overwrite=True``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import math
 import numbers
 import os
 import platform
-import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -71,7 +68,11 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from neurovamp._files import atomic_output
+from neurovamp._jsonfile import json_safe, read_json, write_json
+from neurovamp._outputs import MANIFEST_NAME, record_outputs
+from neurovamp._threads import thread_limits
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
+from neurovamp.pipelines.folder import RunFolder, model_defaults
 
 __all__ = [
     "PAPER_RATS",
@@ -80,6 +81,7 @@ __all__ = [
     "PAPER_SUBWINDOW",
     "PAPER_ODORS",
     "PRESETS",
+    "paper_folder",
     "DEFAULT_EPOCHS",
     "DEFAULT_PATIENCE",
     "DEFAULT_SEEDS",
@@ -617,7 +619,7 @@ def _run_fit(
     paired: Any, preset: str, model_name: str, seed: int, config: PaperConfig, folder: Path
 ) -> dict[str, Any]:
     """Fit, evaluate and write one fit folder; return its record."""
-    from neurovamp.analysis.evaluate import evaluate_model, json_safe, model_latents
+    from neurovamp.analysis.evaluate import evaluate_model, model_latents
 
     model = _make_model(preset, model_name, seed, config)
     start = time.perf_counter()
@@ -649,14 +651,16 @@ def _run_fit(
         "notes": notes,
         "evaluation": evaluation,
     }
-    record = json_safe(record)
+    record = json_safe(record, default=str)
     folder.mkdir(parents=True, exist_ok=True)
+    record_outputs(folder, [_LATENTS_FILE, _FIT_FILE])  # recorded first: overwrite removes them, and only them
     tree = xr.DataTree.from_dict({a: z.drop_attrs().to_dataset(name="latents") for a, z in latents.items()})
     with atomic_output(folder / _LATENTS_FILE, overwrite=True) as tmp:
         tree.to_netcdf(tmp, engine="h5netcdf")
     if config.save_models:
         model.save(folder / "model", overwrite=True)
-    _write_json(folder / _FIT_FILE, record, overwrite=True)  # written last: marks the fit done
+        record_outputs(folder, [p.relative_to(folder) for p in (folder / "model").rglob("*") if p.is_file()])
+    write_json(folder / _FIT_FILE, record, overwrite=True, indent=1)  # written last: marks the fit done
     return record
 
 
@@ -718,20 +722,6 @@ def summarise_fits(fits: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any
 
 
 # --------------------------------------------------------------------------- files
-def _write_json(path: Path, data: Any, overwrite: bool) -> Path:
-    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
-
-
 def read_paper_metrics(path: str | os.PathLike) -> dict[str, Any]:
     """Read ``RUN/metrics.json`` written by :func:`run_paper`.
 
@@ -753,7 +743,7 @@ def read_paper_metrics(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: metrics file not found")
-    data = _read_json(path)
+    data = read_json(path, what="`neurovamp paper` metrics file")
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         raise DataError(f"{path}: not the metrics of a `neurovamp paper` run (format {_FORMAT!r} expected)")
     for fit in data.get("fits") or []:
@@ -784,24 +774,55 @@ def _fit_dir(run_dir: Path, preset: str, model: str, seed: int) -> Path:
     return run_dir / "fits" / preset / model / f"seed{seed}"
 
 
+def paper_folder(run_dir: str | os.PathLike) -> RunFolder:
+    """The paper run folder ``run_dir`` with its marker ``paper.json``."""
+    return RunFolder(run_dir, marker=_RUN_FILE, format=_RUN_FORMAT, version=_VERSION,
+                     what="`neurovamp paper` run file", indent=1)
+
+
+def _outputs(config: PaperConfig) -> tuple[list[str], list[str]]:
+    """The files a paper run with ``config`` writes at the top of its folder, and its fit folders.
+
+    Each fit folder (``fits/<preset>/<model>/seed<k>``) records its own files.
+    """
+    paths = _figure_paths({"config": config.to_dict()})
+    figures = [p.as_posix() for p in (*paths["latents"].values(), *paths["decoding"].values())]
+    files = [_RUN_FILE, "metrics.json", "report.md", *(f"nwb/{rat}.nwb" for rat in config.rats), *figures]
+    fits = [_fit_dir(Path(), p, m, s).as_posix() for s in config.seeds for p in config.presets for m in config.models]
+    return files, fits
+
+
+def _legacy_outputs(run_dir: Path) -> list[str]:
+    """The outputs of a paper run folder written before manifests (from its own paper.json)."""
+    info = paper_folder(run_dir).read()
+    if info is None or (run_dir / MANIFEST_NAME).is_file():
+        return []
+    try:
+        previous = PaperConfig.from_dict(info.get("config", {}))
+    except ConfigError:
+        return [_RUN_FILE, "metrics.json", "report.md"]
+    files, fits = _outputs(previous)
+    return files + [f"{fit}/{name}" for fit in fits for name in (_FIT_FILE, _LATENTS_FILE, "model")]
+
+
 def _prepare_run_dir(run_dir: Path, release_dir: Path, config: PaperConfig, overwrite: bool) -> bool:
-    """Create, resume or (with ``overwrite``) clear the run folder; return True when resuming."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputExistsError(f"{run_dir}: exists and is not a folder")
-    run_file = run_dir / _RUN_FILE
-    if run_dir.is_dir() and overwrite:
-        for name in _OUR_OUTPUTS:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
+    """Create, resume or (with ``overwrite``) clear the run folder; return True when resuming.
+
+    Every check comes first; overwrite removes only what paper runs recorded there (a
+    user's files and sub-folders, also inside ``fits/``, ``nwb/`` and ``figures/``, stay).
+    """
+    folder = paper_folder(run_dir)
+    folder.check_is_folder(message=f"{run_dir}: exists and is not a folder")
+    run_file = folder.marker_path
+    files, fits = _outputs(config)
+    legacy = _legacy_outputs(run_dir)
+    resuming = run_dir.is_dir() and not overwrite and any(run_dir.iterdir())
+    if resuming:
         if not run_file.is_file():
             raise OutputExistsError(
                 f"{run_dir}: folder exists and is not a `neurovamp paper` run; choose another --out or pass --overwrite"
             )
-        info = _read_json(run_file)
+        info = read_json(run_file, what=folder.what)
         if not isinstance(info, dict) or info.get("format") != _RUN_FORMAT:
             raise DataError(f"{run_file}: not a `neurovamp paper` run file")
         try:
@@ -809,13 +830,11 @@ def _prepare_run_dir(run_dir: Path, release_dir: Path, config: PaperConfig, over
         except ConfigError as exc:
             raise DataError(f"{run_file}: unreadable settings ({exc})") from None
         old, new = previous.identity(), config.identity()
-        differ = [k for k in new if old.get(k) != new[k]]
-        if differ:
-            raise OutputExistsError(
-                f"{run_dir}: holds a paper run with other settings ({', '.join(differ)} differ); "
-                "choose another --out or pass --overwrite"
-            )
-        if "neurovamp" in config.presets and info.get("model_defaults") != _model_defaults():
+        folder.refuse_changes(
+            [k for k in new if old.get(k) != new[k]],
+            "{path}: holds a paper run with other settings ({changed} differ); choose another --out or pass --overwrite",
+        )
+        if "neurovamp" in config.presets and info.get("model_defaults") != model_defaults():
             raise OutputExistsError(
                 f"{run_dir}: neurovamp's default model settings have changed since this run started, so its "
                 "fits would mix two models; choose another --out or pass --overwrite"
@@ -824,30 +843,29 @@ def _prepare_run_dir(run_dir: Path, release_dir: Path, config: PaperConfig, over
             raise OutputExistsError(
                 f"{run_dir}: this paper run is complete (report.md exists); pass --overwrite to run it again"
             )
+    else:
+        # a run replaces only its own files: a user's file where one of them goes is refused
+        folder.check_no_foreign([_RUN_FILE, "metrics.json", "report.md"], legacy=legacy, what="paper --overwrite")
+    folder.check_can_write()  # the last check: nothing is written before it
+    if resuming:
+        folder.record(files, fits, legacy=legacy)
         return True
-    _write_json(run_file, _run_info(release_dir, config, "running"), overwrite=True)
+    if overwrite and run_dir.is_dir():
+        folder.clear(legacy=legacy)
+    folder.start(_run_info(release_dir, config, "running"), files=files, folders=fits)
     return False
 
 
 def _run_info(release_dir: Path, config: PaperConfig, status: str) -> dict[str, Any]:
     import neurovamp
 
-    return {
-        "format": _RUN_FORMAT,
-        "version": _VERSION,
-        "neurovamp_version": neurovamp.__version__,
-        "status": status,
-        "release": str(release_dir.resolve()),
-        "config": config.to_dict(),
-        "model_defaults": _model_defaults(),
-    }
-
-
-def _model_defaults() -> dict[str, Any]:
-    """neurovamp's default model settings (the ``"neurovamp"`` preset) as this version has them."""
-    from neurovamp.models.config import ModelConfig
-
-    return ModelConfig().to_dict()
+    return paper_folder(release_dir).new_info(  # format and version of the marker (the folder is not used)
+        neurovamp_version=neurovamp.__version__,
+        status=status,
+        release=str(release_dir.resolve()),
+        config=config.to_dict(),
+        model_defaults=model_defaults(),
+    )
 
 
 # --------------------------------------------------------------------------- the run
@@ -896,26 +914,8 @@ def run_paper(
     config = config if config is not None else PaperConfig()
     if not isinstance(config, PaperConfig):
         raise ConfigError(f"config must be a PaperConfig, got {type(config).__name__}")
-    with _thread_limits(config.threads):
+    with thread_limits(config.threads):
         return _run_paper(Path(release_dir), Path(out), config, overwrite=overwrite, progress=progress)
-
-
-@contextlib.contextmanager
-def _thread_limits(threads: int | None) -> Iterator[None]:
-    """Limit torch and BLAS/OpenMP threads to ``threads`` (restored afterwards)."""
-    if threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run_paper(
@@ -943,7 +943,7 @@ def _run_paper(
     for job in jobs:
         folder = _fit_dir(run_dir, job[1], job[2], job[0])
         if (folder / _FIT_FILE).is_file() and (folder / _LATENTS_FILE).is_file():
-            records[job] = _upgrade_record(_read_json(folder / _FIT_FILE))
+            records[job] = _upgrade_record(read_json(folder / _FIT_FILE, what="fit record"))
         else:
             todo.append(job)
     bar = tqdm(total=len(jobs), initial=len(records), desc="paper fits", unit="fit", disable=not progress)
@@ -990,11 +990,11 @@ def _run_paper(
         "summary": summarise_fits(fits),
     }
     metrics_path = run_dir / "metrics.json"
-    _write_json(metrics_path, metrics, overwrite=True)
+    write_json(metrics_path, metrics, overwrite=True, indent=1)
     metrics = read_paper_metrics(metrics_path)
     _write_figures(run_dir, metrics)
     write_report(metrics, run_dir / "report.md", overwrite=True)
-    _write_json(run_dir / _RUN_FILE, _run_info(release_dir, config, "complete"), overwrite=True)
+    paper_folder(run_dir).finish(_run_info(release_dir, config, "running"))
     return metrics
 
 
@@ -1195,9 +1195,12 @@ def _cell(stats: Mapping[str, Any] | None, key: str | None = None, digits: int =
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    """Rows of formatted cells as a markdown table, the first column (the row names) left-aligned."""
+    import pandas as pd
+
+    from neurovamp.analysis.report import markdown_table
+
+    return markdown_table(pd.DataFrame(list(rows), columns=list(header)).set_index(header[0]))
 
 
 def _noise_sentences(fits: Sequence[Mapping[str, Any]], preset: str) -> list[str]:

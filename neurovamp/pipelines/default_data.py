@@ -10,12 +10,13 @@ second) into a cache folder and reused afterwards.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import zipfile
 from pathlib import Path
 
+from neurovamp._jsonfile import json_safe, read_json
+from neurovamp.errors import DataError
 from neurovamp.simulate import (
     CONFIG_FILE,
     GROUND_TRUTH_FILE,
@@ -58,10 +59,10 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
 def _is_complete(path: Path, config: SimulationConfig) -> bool:
     """Whether ``path`` holds the full default dataset for ``config``."""
     try:
-        stored = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        stored = read_json(path / CONFIG_FILE)
+    except DataError:
         return False
-    if stored != json.loads(json.dumps(config.to_dict())):
+    if stored != json_safe(config.to_dict()):
         return False
     if not zipfile.is_zipfile(path / GROUND_TRUTH_FILE):
         return False
