@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from neurovamp.errors import ConfigError
 
 __all__ = ["add_recording_options", "recording_settings", "parse_unit_selection"]
 
@@ -74,16 +73,11 @@ def parse_unit_selection(items: list[str] | None) -> dict[str, list[str]] | None
     ConfigError
         For an item without ``=`` or with an empty column or value.
     """
+    from neurovamp.data.labels import parse_assignments
+
     if not items:
         return None
-    selection: dict[str, list[str]] = {}
-    for item in items:
-        column, sep, values = item.partition("=")
-        wanted = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not column.strip() or not wanted:
-            raise ConfigError(f"--units expects COL=VALUE (e.g. location=CA1), got {item!r}")
-        selection.setdefault(column.strip(), []).extend(wanted)
-    return selection
+    return parse_assignments(items, message="--units expects COL=VALUE (e.g. location=CA1), got {item!r}")
 
 
 def recording_settings(args: argparse.Namespace) -> dict[str, Any]:

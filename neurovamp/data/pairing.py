@@ -45,6 +45,7 @@ import xarray as xr
 
 from neurovamp.data.dataset import animals as dataset_animals
 from neurovamp.data.dataset import get_modality
+from neurovamp.data.labels import describe_values, equals, matches, plain, sorted_values
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
 from neurovamp.data.validation import check_pairing
 from neurovamp.errors import ConfigError, DataError
@@ -119,56 +120,11 @@ def _plain_tuple(values: np.ndarray) -> tuple[float, ...]:
     return tuple(float(v) for v in np.asarray(values).ravel())
 
 
-def _as_list(allowed: Any) -> list:
-    """A filter's allowed values as a list (a single value becomes a one-element list)."""
-    if isinstance(allowed, (np.ndarray, xr.DataArray)):
-        return np.asarray(allowed).ravel().tolist()
-    if isinstance(allowed, (list, tuple, set, frozenset)):
-        return [_scalar(v) for v in allowed]
-    return [_scalar(allowed)]
-
-
-def _equals(values: np.ndarray, value: Any) -> np.ndarray:
-    """Elementwise ``values == value`` that is all False where the types cannot compare."""
-    result = values == value
-    if not isinstance(result, np.ndarray) or result.shape != values.shape:
-        return np.zeros(values.shape, dtype=bool)
-    return result.astype(bool)
-
-
-def _isin(values: np.ndarray, allowed: Sequence) -> np.ndarray:
-    keep = np.zeros(values.shape, dtype=bool)
-    for value in allowed:
-        keep |= _equals(values, value)
-    return keep
-
-
-def _scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-_FEW = 8
-"""Label values listed at most in an error message."""
-
-
-def _few_values(values: np.ndarray) -> str:
-    """The distinct values of a label, sorted where they compare, at most ``_FEW`` of them."""
-    unique = list(dict.fromkeys(_scalar(v) for v in np.asarray(values).ravel().tolist()))
-    try:
-        unique = sorted(unique)
-    except TypeError:
-        pass
-    if not unique:
-        return "none"
-    text = ", ".join(map(str, unique[:_FEW]))
-    return text if len(unique) <= _FEW else f"{text}, ... ({len(unique)} values)"
-
-
 def _condition_index(labels: np.ndarray, conditions: Sequence) -> np.ndarray:
     """Index into ``conditions`` of every label value (``-1`` where none matches)."""
     index = np.full(labels.shape, -1, dtype=np.int64)
     for k, value in enumerate(conditions):
-        index[_equals(labels, value) & (index < 0)] = k
+        index[equals(labels, value) & (index < 0)] = k
     return index
 
 
@@ -477,7 +433,7 @@ class PairedData:
             masked = np.zeros(self.n_animals, dtype=np.int64)
             total = 0
             for s in SPLITS:
-                rows = _equals(np.asarray(self.pair_condition[s]), value)
+                rows = equals(np.asarray(self.pair_condition[s]), value)
                 per_split.append(int(rows.sum()))
                 masked += (~self.mask(s)[rows]).sum(axis=0)
                 total += int(rows.sum())
@@ -521,26 +477,17 @@ def _check_bins(mods: Mapping[str, xr.DataArray]) -> None:
 
 def _resolve_conditions(labels: Mapping[str, np.ndarray], by: str, conditions: Any) -> tuple:
     if conditions is None:
-        seen: dict[Any, None] = {}
-        for values in labels.values():
-            for value in np.asarray(values).tolist():
-                seen.setdefault(value, None)
-        found = list(seen)
-        try:
-            found = sorted(found)
-        except TypeError:
-            pass
-        return tuple(found)
+        return tuple(sorted_values([v for values in labels.values() for v in np.asarray(values).tolist()]))
     if isinstance(conditions, (str, bytes)) or not isinstance(conditions, (Sequence, np.ndarray)):
         raise ConfigError(f"conditions must be a list of {by!r} values, got {conditions!r}")
-    requested = tuple(_scalar(c) for c in conditions)
+    requested = tuple(plain(c) for c in conditions)
     if len(requested) == 0:
         raise ConfigError("conditions must not be empty (use None for every condition present)")
     if len(set(map(repr, requested))) != len(requested):
         raise ConfigError(f"conditions contain duplicates: {list(requested)}")
     available = _resolve_conditions(labels, by, None)
     for value in requested:
-        if not any(_equals(np.asarray(v), value).any() for v in labels.values()):
+        if not any(equals(np.asarray(v), value).any() for v in labels.values()):
             raise DataError(
                 f"condition {value!r} of label {by!r} is not present in any animal "
                 f"(after filters); available: {list(available)}"
@@ -635,7 +582,7 @@ def pair_trials(
         earlier: list[str] = []
         for label, allowed in (filters or {}).items():
             values = np.asarray(da[label].values)
-            now = keep & _isin(values, _as_list(allowed))
+            now = keep & matches(values, allowed)
             if keep.any() and not now.any():
                 where = ""
                 if earlier:
@@ -643,7 +590,7 @@ def pair_trials(
                     where = f" among trials passing the {', '.join(map(repr, earlier))} filter{plural}"
                 raise DataError(
                     f"animal {animal!r} has no trials left after filters {dict(filters or {})}; "
-                    f"its {label!r} values{where}: {_few_values(values[keep])}"
+                    f"its {label!r} values{where}: {describe_values(values[keep])}"
                 )
             keep = now
             earlier.append(label)
@@ -659,7 +606,7 @@ def pair_trials(
         if not (index >= 0).any():
             raise DataError(
                 f"animal {animal!r} has no trials left after filters {dict(filters or {})} and "
-                f"conditions {list(cond_values)}; its {by!r} values: {_few_values(kept[animal][by].values)}"
+                f"conditions {list(cond_values)}; its {by!r} values: {describe_values(kept[animal][by].values)}"
             )
         rows = np.flatnonzero(index >= 0)
         kept[animal] = kept[animal].isel(trial=rows)
@@ -684,7 +631,7 @@ def pair_trials(
             if bad.size:
                 j = where[bad[0]]
                 raise DataError(
-                    f"index pairing: trial id {_scalar(unique_ids[j])!r} has {by}="
+                    f"index pairing: trial id {plain(unique_ids[j])!r} has {by}="
                     f"{cond_values[ci[bad[0]]]!r} in animal {animal!r} but {cond_values[id_cond[j]]!r} "
                     f"in animal {animals[id_owner[j]]!r}; index pairing needs animals recorded "
                     "together (the same trials)"
@@ -784,7 +731,7 @@ def bin_label(tree: xr.DataTree, label: str, n_bins: int) -> xr.DataTree:
         if v.dtype.kind != "f":
             raise DataError(
                 f"animal {animal!r}: pair_bins (CLI: --pair-bins) needs a continuous (float) label, but {label!r} "
-                f"holds {v.dtype} values ({_few_values(v)}); pair on its values without --pair-bins"
+                f"holds {v.dtype} values ({describe_values(v)}); pair on its values without --pair-bins"
             )
         if not np.isfinite(v).all():
             raise DataError(f"animal {animal!r}: label {label!r} holds NaN or inf; it cannot be binned")

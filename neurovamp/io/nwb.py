@@ -39,6 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from neurovamp._files import atomic_output
+from neurovamp.data.labels import matches
 from neurovamp.data.modality import COUNTS, label_names, make_modality, validate_modality
 from neurovamp.errors import DataError, NeurovampError
 
@@ -723,14 +724,6 @@ def _plain_column(values: np.ndarray) -> bool:
     return all(isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in values.tolist())
 
 
-def _matches(values: np.ndarray, wanted: Any) -> np.ndarray:
-    """Which values equal one of ``wanted`` (text compared without regard to case)."""
-    wanted = [wanted] if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Sequence) else list(wanted)
-    text = np.char.lower(np.asarray(values).astype(str))
-    keys = {str(w).lower() for w in wanted}
-    return np.isin(text, list(keys))
-
-
 def _select_units(path: Path, unit_ids: np.ndarray, coords: dict[str, np.ndarray],
                   selection: Mapping[str, Any] | None) -> np.ndarray:
     """Boolean mask of the units matching every ``{column: value(s)}`` of ``selection``."""
@@ -745,7 +738,7 @@ def _select_units(path: Path, unit_ids: np.ndarray, coords: dict[str, np.ndarray
                 f"{path}: units table has no column {name!r} to select units by (CLI: --units COL=VALUE); "
                 f"columns: {', '.join(coords) or 'none'}"
             )
-        keep &= _matches(coords[name], wanted)
+        keep &= matches(coords[name], wanted, ignore_case=True)  # text without regard to case
     if not keep.any():
         shown = "; ".join(
             f"{name} values: {', '.join(map(str, np.unique(coords[name].astype(str))[:12]))}" for name in selection
