@@ -12,7 +12,27 @@ import argparse
 from typing import Any
 
 
-__all__ = ["add_recording_options", "recording_settings", "parse_unit_selection"]
+from neurovamp.io.settings import RECORDING_DEFAULTS
+
+__all__ = ["add_binning_options", "add_recording_options", "recording_settings", "parse_unit_selection"]
+
+
+def add_binning_options(group: argparse._ActionsContainer) -> None:
+    """Add ``--event``, ``--window`` and ``--bin``, with the defaults of :class:`~neurovamp.io.settings.RecordingSettings`.
+
+    Parameters
+    ----------
+    group
+        A parser or an argument group.
+    """
+    d = RECORDING_DEFAULTS
+    group.add_argument("--event", default=d.event, metavar="COL", help=f"trials column to align bins to (default: {d.event})")
+    group.add_argument(
+        "--window", nargs=2, type=float, default=d.window, metavar=("START", "STOP"),
+        help=f"window around the event in seconds (default: {d.window[0]:g} {d.window[1]:g})",
+    )
+    group.add_argument("--bin", dest="bin_size", type=float, default=d.bin_size, metavar="SECONDS",
+                       help=f"bin width (default: {d.bin_size:g})")
 
 
 def add_recording_options(group: argparse._ActionsContainer) -> None:

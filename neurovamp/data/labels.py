@@ -11,7 +11,8 @@ One copy of three rules every command and analysis that selects trials by label 
   :func:`describe_values`): which trials hold one of the allowed values, with values that
   cannot compare (text against numbers) matching nothing instead of raising.
 
-Imports: the data floor only (:mod:`neurovamp.data.dataset`, :mod:`neurovamp.data.modality`).
+Imports: numpy at the top (the settings classes and the command line use this module);
+the multi-animal set (:mod:`neurovamp.data.dataset`, xarray) only in :func:`coerce_label_values`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import xarray as xr
 
-from neurovamp.data.dataset import animals as tree_animals
-from neurovamp.data.dataset import get_modality
-from neurovamp.data.modality import label_names
 from neurovamp.errors import ConfigError, DataError, NeurovampError
 
 __all__ = [
@@ -143,7 +140,7 @@ def value_list(allowed: Any) -> list:
     -------
     list
     """
-    if isinstance(allowed, (np.ndarray, xr.DataArray)):
+    if isinstance(allowed, np.ndarray) or type(allowed).__name__ == "DataArray":  # xarray's, without importing it
         return np.asarray(allowed).ravel().tolist()
     if isinstance(allowed, (list, tuple, set, frozenset)):
         return [plain(v) for v in allowed]
@@ -229,7 +226,7 @@ def coerce_label_value(
     return value
 
 
-def coerce_label_values(tree: xr.DataTree, label: str, texts: Sequence[Any]) -> list:
+def coerce_label_values(tree: Any, label: str, texts: Sequence[Any]) -> list:
     """Convert option text to the type of a trial label of a multi-animal set.
 
     The type is that of the label in the first animal that has it.
@@ -237,7 +234,7 @@ def coerce_label_values(tree: xr.DataTree, label: str, texts: Sequence[Any]) -> 
     Parameters
     ----------
     tree
-        The multi-animal set the label lives in.
+        The multi-animal set (``xarray.DataTree``) the label lives in.
     label
         Trial label name.
     texts
@@ -255,6 +252,10 @@ def coerce_label_values(tree: xr.DataTree, label: str, texts: Sequence[Any]) -> 
     ConfigError
         If a text cannot be read as the label's type.
     """
+    from neurovamp.data.dataset import animals as tree_animals
+    from neurovamp.data.dataset import get_modality
+    from neurovamp.data.modality import label_names
+
     for animal in tree_animals(tree):
         da = get_modality(tree, animal)
         if label in label_names(da):

@@ -47,6 +47,8 @@ from neurovamp.data.dataset import animals as dataset_animals
 from neurovamp.data.dataset import get_modality
 from neurovamp.data.labels import describe_values, equals, matches, plain, sorted_values
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
+from neurovamp.data.settings import PAIRING_DEFAULTS as _DEFAULTS
+from neurovamp.data.settings import STRATEGIES, PairingSettings
 from neurovamp.data.validation import check_pairing
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.data.subwindows import window_centres, window_starts
@@ -54,7 +56,6 @@ from neurovamp.data.subwindows import window_centres, window_starts
 __all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window", "bin_label"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-STRATEGIES: tuple[str, ...] = ("truncate", "resample", "index")
 
 # Purpose codes that keep the random streams of the pipeline independent of each other.
 _SPLIT_STREAM = 0
@@ -95,24 +96,6 @@ def _check_split_name(split: Any) -> str:
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     return str(split)
-
-
-def _check_fractions(split: Any) -> np.ndarray:
-    try:
-        fractions = np.asarray(split, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"split must be three fractions (train, val, test), got {split!r}") from None
-    if fractions.shape != (3,):
-        raise ConfigError(f"split must be three fractions (train, val, test), got {split!r}")
-    if not np.all(np.isfinite(fractions)) or np.any(fractions < 0):
-        raise ConfigError(f"split fractions must be finite and >= 0, got {_plain_tuple(fractions)}")
-    if abs(fractions.sum() - 1.0) > 1e-6:
-        raise ConfigError(
-            f"split fractions must sum to 1, got {_plain_tuple(fractions)} (sum {fractions.sum():g})"
-        )
-    if fractions[0] <= 0:
-        raise ConfigError(f"the train fraction must be > 0, got {fractions[0]:g}")
-    return fractions
 
 
 def _plain_tuple(values: np.ndarray) -> tuple[float, ...]:
@@ -478,13 +461,7 @@ def _check_bins(mods: Mapping[str, xr.DataArray]) -> None:
 def _resolve_conditions(labels: Mapping[str, np.ndarray], by: str, conditions: Any) -> tuple:
     if conditions is None:
         return tuple(sorted_values([v for values in labels.values() for v in np.asarray(values).tolist()]))
-    if isinstance(conditions, (str, bytes)) or not isinstance(conditions, (Sequence, np.ndarray)):
-        raise ConfigError(f"conditions must be a list of {by!r} values, got {conditions!r}")
-    requested = tuple(plain(c) for c in conditions)
-    if len(requested) == 0:
-        raise ConfigError("conditions must not be empty (use None for every condition present)")
-    if len(set(map(repr, requested))) != len(requested):
-        raise ConfigError(f"conditions contain duplicates: {list(requested)}")
+    requested = tuple(plain(c) for c in conditions)  # checked by PairingSettings: a non-empty list, no repeats
     available = _resolve_conditions(labels, by, None)
     for value in requested:
         if not any(equals(np.asarray(v), value).any() for v in labels.values()):
@@ -498,15 +475,15 @@ def _resolve_conditions(labels: Mapping[str, np.ndarray], by: str, conditions: A
 def pair_trials(
     tree: xr.DataTree,
     *,
-    by: str = "odor",
-    strategy: str = "truncate",
-    filters: Mapping[str, Any] | None = None,
-    conditions: Sequence | None = None,
-    split: Sequence[float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
-    window: int | None = None,
-    stride: int = 1,
-    pair_bins: int | None = None,
+    by: str = _DEFAULTS.by,
+    strategy: str = _DEFAULTS.strategy,
+    filters: Mapping[str, Any] | None = _DEFAULTS.filters,
+    conditions: Sequence | None = _DEFAULTS.conditions,
+    split: Sequence[float] = _DEFAULTS.split,
+    seed: int = _DEFAULTS.seed,
+    window: int | None = _DEFAULTS.subwindow,
+    stride: int = _DEFAULTS.stride,
+    pair_bins: int | None = _DEFAULTS.pair_bins,
 ) -> PairedData:
     """Pair trials across animals by condition, split them and define sub-windows.
 
@@ -553,14 +530,11 @@ def pair_trials(
     ConfigError
         Unknown strategy, bad fractions, seed, window or stride.
     """
-    seed = _check_seed(seed)
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if not isinstance(by, str):
-        raise ConfigError(f"by must be the name of a trial label, got {by!r}")
-    if filters is not None and not isinstance(filters, Mapping):
-        raise ConfigError(f"filters must be a mapping label -> allowed value(s), got {filters!r}")
-    fractions = _check_fractions(split)
+    settings = PairingSettings(by=by, strategy=strategy, filters=filters, conditions=conditions, split=split,
+                               seed=seed, subwindow=window, stride=stride, pair_bins=pair_bins)  # every value check
+    by, strategy, conditions, seed, pair_bins = (settings.by, settings.strategy, settings.conditions, settings.seed,
+                                                 settings.pair_bins)
+    fractions = np.asarray(settings.split, dtype=float)
     if pair_bins is not None:
         tree = bin_label(tree, by, pair_bins)
     mods = _tree_modalities(tree)
@@ -575,12 +549,12 @@ def pair_trials(
         labels = label_names(da)
         if by not in labels:
             raise DataError(f"animal {animal!r} has no trial label {by!r} to pair by; available labels: {labels}")
-        for label in filters or {}:
+        for label in settings.filters or {}:
             if label not in labels:
                 raise DataError(f"filter label {label!r} not found for animal {animal!r}; available labels: {labels}")
         keep = np.ones(da.sizes["trial"], dtype=bool)
         earlier: list[str] = []
-        for label, allowed in (filters or {}).items():
+        for label, allowed in (settings.filters or {}).items():
             values = np.asarray(da[label].values)
             now = keep & matches(values, allowed)
             if keep.any() and not now.any():
