@@ -112,6 +112,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurovamp._jsonfile import json_safe
 from neurovamp.analysis.metrics import generic_prediction
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, make_dataset
@@ -480,7 +481,7 @@ def _attrs(model: Any, target: str, sources: Sequence[str], condition: Mapping[s
         "units": "Hz",
         "target": target,
         "sources": ",".join(sources),
-        "condition": json.dumps({k: [plain(v) for v in vals] for k, vals in condition.items()}, default=str),
+        "condition": json.dumps(json_safe({k: list(vals) for k, vals in condition.items()}, default=str)),
         "split": split or "all",
         "combine": combine,
         "bin_size": float(bin_size),
