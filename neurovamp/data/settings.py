@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from neurovamp.data.labels import plain, value_list
+from neurovamp._jsonfile import json_safe
+from neurovamp.data.labels import value_list
 from neurovamp.errors import ConfigError, DataError
 
-__all__ = ["STRATEGIES", "SettingError", "PairingSettings", "PAIRING_DEFAULTS"]
+__all__ = ["STRATEGIES", "Settings", "SettingError", "PairingSettings", "PAIRING_DEFAULTS"]
 
 #: Pairing strategies (see :mod:`neurovamp.data.pairing`).
 STRATEGIES: tuple[str, ...] = ("truncate", "resample", "index")
@@ -81,8 +82,26 @@ def _fractions(split: Any) -> tuple[float, float, float]:
     return shown  # type: ignore[return-value]
 
 
+class Settings:
+    """What every settings class shares (:class:`PairingSettings`, :class:`~neurovamp.io.settings.RecordingSettings`)."""
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed (checked like a new one).
+
+        Parameters
+        ----------
+        **changes
+            Field names and their new values.
+
+        Returns
+        -------
+        The same class of settings.
+        """
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class PairingSettings:
+class PairingSettings(Settings):
     """How :func:`~neurovamp.data.pairing.pair_trials` pairs, splits and cuts trials.
 
     Attributes
@@ -162,20 +181,6 @@ class PairingSettings:
                                                f"got {self.pair_bins!r}")
             set_("pair_bins", int(self.pair_bins))
 
-    def replace(self, **changes: Any) -> PairingSettings:
-        """A copy with some fields changed (checked like a new one).
-
-        Parameters
-        ----------
-        **changes
-            Field names and their new values.
-
-        Returns
-        -------
-        PairingSettings
-        """
-        return dataclasses.replace(self, **changes)
-
     def pair_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~neurovamp.data.pairing.pair_trials` (every field).
 
@@ -197,15 +202,7 @@ class PairingSettings:
             ``window`` (the sub-window length), ``stride``, ``pair_bins``; plain JSON
             values. :meth:`from_json` of it gives equal settings.
         """
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, Mapping):
-                value = {k: list(v) for k, v in value.items()}
-            out[_JSON_KEYS.get(f.name, f.name)] = value
-        return out
+        return json_safe({_JSON_KEYS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)})
 
     @classmethod
     def from_json(

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from neurovamp.data.settings import SettingError
+from neurovamp.data.settings import SettingError, Settings
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = ["RecordingSettings", "RECORDING_DEFAULTS"]
@@ -60,7 +60,7 @@ def _names(name: str, value: Any, what: str) -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
-class RecordingSettings:
+class RecordingSettings(Settings):
     """How NWB files are binned into modalities (and which labels, units and behaviour are read).
 
     Attributes
@@ -145,20 +145,6 @@ class RecordingSettings:
             set_("windows", windows)
 
     # ------------------------------------------------------------------ use
-    def replace(self, **changes: Any) -> RecordingSettings:
-        """A copy with some fields changed (checked like a new one).
-
-        Parameters
-        ----------
-        **changes
-            Field names and their new values.
-
-        Returns
-        -------
-        RecordingSettings
-        """
-        return dataclasses.replace(self, **changes)
-
     def load_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`neurovamp.io.recordings.load_recordings` (every field).
 
