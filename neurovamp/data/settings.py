@@ -99,6 +99,18 @@ class Settings:
         """
         return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
+    @staticmethod
+    def _open_section(data: Any, source: str | os.PathLike | None, section: str, required: Sequence[str],
+                      what: str) -> str:
+        """Check that a JSON section is a mapping holding ``required``; the message prefix naming the file."""
+        where = f"{os.fspath(source)}: " if source is not None else ""
+        if not isinstance(data, Mapping):
+            raise DataError(f"{where}{section} must be a mapping of {what}, got {data!r}")
+        for name in required:
+            if name not in data:
+                raise DataError(f"{where}{section}.{name} is missing (expected a {what[:-1]})")
+        return where
+
 
 @dataclass(frozen=True)
 class PairingSettings(Settings):
@@ -231,12 +243,7 @@ class PairingSettings(Settings):
             One line naming the file and the field (``run.json: pairing.seed must be a
             non-negative integer, got 'x'``).
         """
-        where = f"{os.fspath(source)}: " if source is not None else ""
-        if not isinstance(data, Mapping):
-            raise DataError(f"{where}{section} must be a mapping of pairing settings, got {data!r}")
-        for name in _REQUIRED:
-            if name not in data:
-                raise DataError(f"{where}{section}.{name} is missing (expected a pairing setting)")
+        where = cls._open_section(data, source, section, _REQUIRED, "pairing settings")
         keys = {_JSON_KEYS.get(f.name, f.name): f.name for f in dataclasses.fields(cls)}
         fields = {field: data[key] for key, field in keys.items() if key in data}
         try:

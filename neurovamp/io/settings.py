@@ -234,12 +234,7 @@ class RecordingSettings(Settings):
             One line naming the file and the field (``run.json: data.window must be 2
             finite numbers, got [0.0]``).
         """
-        where = f"{os.fspath(source)}: " if source is not None else ""
-        if not isinstance(data, Mapping):
-            raise DataError(f"{where}{section} must be a mapping of recording settings, got {data!r}")
-        for name in ("event", "window", "bin_size"):
-            if name not in data:
-                raise DataError(f"{where}{section}.{name} is missing (expected a recording setting)")
+        where = cls._open_section(data, source, section, ("event", "window", "bin_size"), "recording settings")
         recording = data.get("recording")
         recording = {} if recording is None else recording
         if not isinstance(recording, Mapping):
