@@ -35,7 +35,8 @@ from neurovamp.errors import ConfigError, DataError
 __all__ = ["json_safe", "read_json", "write_json", "check_versioned", "read_versioned", "write_versioned"]
 
 
-def json_safe(value: Any, *, default: Callable[[Any], Any] | None = None, where: str = "value") -> Any:
+def json_safe(value: Any, *, default: Callable[[Any], Any] | None = None, where: str = "value",
+              allow_nan: bool = False) -> Any:
     """A copy of ``value`` that :func:`json.dumps` writes with ``allow_nan=False``.
 
     Parameters
@@ -49,6 +50,9 @@ def json_safe(value: Any, *, default: Callable[[Any], Any] | None = None, where:
     where
         Name of ``value`` in error messages (fields below it are appended:
         ``settings.filters.odor[0]``).
+    allow_nan
+        Keep NaN and ±inf (for files written with ``json.dumps(allow_nan=True)``, such as a
+        saved model's ``config.json``, whose NaN unit coordinates must read back as NaN).
 
     Returns
     -------
@@ -64,22 +68,22 @@ def json_safe(value: Any, *, default: Callable[[Any], Any] | None = None, where:
         For an object of another type (without ``default``), naming the field.
     """
     if isinstance(value, Mapping):
-        return {str(json_safe(k, default=str, where=where)): json_safe(v, default=default, where=f"{where}.{k}")
-                for k, v in value.items()}
+        return {str(json_safe(k, default=str, where=where)):
+                json_safe(v, default=default, where=f"{where}.{k}", allow_nan=allow_nan) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if isinstance(value, (list, tuple)):
-        return [json_safe(v, default=default, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return [json_safe(v, default=default, where=f"{where}[{i}]", allow_nan=allow_nan) for i, v in enumerate(value)]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value) and not allow_nan:
         return None
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if default is not None:
-        return json_safe(default(value), where=where)
+        return json_safe(default(value), where=where, allow_nan=allow_nan)
     raise ConfigError(
         f"{where}: cannot be written as JSON (a {type(value).__name__}); "
         "expected text, numbers, true/false, null, lists or mappings of them"
@@ -87,7 +91,7 @@ def json_safe(value: Any, *, default: Callable[[Any], Any] | None = None, where:
 
 
 def write_json(path: str | os.PathLike, data: Any, *, overwrite: bool = False, indent: int | None = 2,
-               default: Callable[[Any], Any] | None = None) -> Path:
+               default: Callable[[Any], Any] | None = None, allow_nan: bool = False) -> Path:
     """Write ``json_safe(data)`` as strict JSON, atomically.
 
     Parameters
@@ -100,8 +104,9 @@ def write_json(path: str | os.PathLike, data: Any, *, overwrite: bool = False, i
         Replace an existing file.
     indent
         Indentation of the JSON text (``None``: one line).
-    default
-        As for :func:`json_safe`.
+    default, allow_nan
+        As for :func:`json_safe` (``allow_nan`` writes NaN as ``NaN``, which
+        :func:`read_json` reads back).
 
     Returns
     -------
@@ -116,7 +121,8 @@ def write_json(path: str | os.PathLike, data: Any, *, overwrite: bool = False, i
         If a field cannot be written as JSON (names the file and the field).
     """
     path = Path(path)
-    text = json.dumps(json_safe(data, default=default, where=str(path)), indent=indent, allow_nan=False) + "\n"
+    safe = json_safe(data, default=default, where=str(path), allow_nan=allow_nan)
+    text = json.dumps(safe, indent=indent, allow_nan=allow_nan) + "\n"
     with atomic_output(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
@@ -232,7 +238,7 @@ def read_versioned(path: str | os.PathLike, format: str, versions: int | Collect
 
 
 def write_versioned(path: str | os.PathLike, data: Mapping[str, Any], format: str, version: int, *,
-                    overwrite: bool = False, indent: int | None = 2) -> Path:
+                    overwrite: bool = False, indent: int | None = 2, allow_nan: bool = False) -> Path:
     """Write ``{"format": format, "version": version, **data}`` as strict JSON, atomically.
 
     Parameters
@@ -248,6 +254,8 @@ def write_versioned(path: str | os.PathLike, data: Mapping[str, Any], format: st
         Replace an existing file.
     indent
         Indentation of the JSON text.
+    allow_nan
+        Keep NaN and ±inf (see :func:`write_json`).
 
     Returns
     -------
@@ -267,4 +275,4 @@ def write_versioned(path: str | os.PathLike, data: Mapping[str, Any], format: st
         if key in data and data[key] != value:
             raise ValueError(f"{path}: data has {key} {data[key]!r}, written as {value!r}")
     content = {"format": format, "version": version, **{k: v for k, v in data.items() if k not in ("format", "version")}}
-    return write_json(path, content, overwrite=overwrite, indent=indent)
+    return write_json(path, content, overwrite=overwrite, indent=indent, allow_nan=allow_nan)

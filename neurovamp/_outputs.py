@@ -16,14 +16,13 @@ This module also checks, before any work, that a destination can be written at a
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from neurovamp._files import atomic_output
-from neurovamp.errors import OutputError, OutputExistsError
+from neurovamp._jsonfile import read_json, write_json
+from neurovamp.errors import DataError, OutputError, OutputExistsError
 
 __all__ = [
     "MANIFEST_NAME",
@@ -49,10 +48,10 @@ def _read(folder: Path) -> dict[str, list[str]] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json(path)
+    except DataError:
         return None
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:  # no "version": a damaged one reads as none
         return None
     clean = {}
     for key in ("files", "folders"):
@@ -118,9 +117,8 @@ def record_outputs(
 
     new_files = sorted(old_files | {rel(f) for f in files})
     new_folders = sorted(old_folders | {rel(f) for f in folders})
-    text = json.dumps({"format": _FORMAT, "files": new_files, "folders": new_folders}, indent=1) + "\n"
-    with atomic_output(folder / MANIFEST_NAME, overwrite=True) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_json(folder / MANIFEST_NAME, {"format": _FORMAT, "files": new_files, "folders": new_folders},
+               overwrite=True, indent=1)
 
 
 def foreign_outputs(folder: str | os.PathLike, names: Iterable[str], *, legacy: Iterable[str] = ()) -> list[str]:
@@ -228,10 +226,8 @@ def remove_outputs(
     keep_folders = {f for f in folders if not selected(f)}
     manifest = folder / MANIFEST_NAME
     if keep_files or keep_folders:
-        text = json.dumps({"format": _FORMAT, "files": sorted(keep_files), "folders": sorted(keep_folders)},
-                          indent=1) + "\n"
-        with atomic_output(manifest, overwrite=True) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        write_json(manifest, {"format": _FORMAT, "files": sorted(keep_files), "folders": sorted(keep_folders)},
+                   overwrite=True, indent=1)
     else:
         manifest.unlink(missing_ok=True)
     return removed

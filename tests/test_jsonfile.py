@@ -116,3 +116,14 @@ def test_a_0_1_checkpoint_passes_the_same_check():
 
     state = torch.load(FROZEN / "run_interrupted" / "checkpoints" / "checkpoint.pt", weights_only=True)
     assert check_versioned(state, "checkpoint.pt", "neurovamp-checkpoint", 1)["epoch"] == 2
+
+
+def test_allow_nan_keeps_nan_and_inf_and_they_read_back(tmp_path):
+    value = {"depth": np.array([1.5, np.nan]), "inf": np.float32(np.inf), "n": np.int8(2)}
+    out = json_safe(value, allow_nan=True)
+    assert out["depth"][0] == 1.5 and math.isnan(out["depth"][1]) and out["inf"] == math.inf and out["n"] == 2
+    path = write_versioned(tmp_path / "config.json", value, "neurovamp-thing", 1, allow_nan=True)
+    assert '"depth": [\n    1.5,\n    NaN\n  ]' in path.read_text() and "Infinity" in path.read_text()
+    back = read_versioned(path, "neurovamp-thing", 1)
+    assert math.isnan(back["depth"][1]) and back["inf"] == math.inf
+    assert write_json(tmp_path / "strict.json", value).read_text().count("null") == 2  # the default: NaN -> null

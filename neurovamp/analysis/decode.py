@@ -43,6 +43,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from neurovamp._jsonfile import json_safe
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = [
@@ -62,24 +63,9 @@ ModelName = Literal["auto", "logistic", "ridge"]
 ArrayLike = np.ndarray | xr.DataArray | Sequence
 
 
-# --------------------------------------------------------------------------- JSON helpers
-def _json_scalar(value: Any) -> Any:
-    """A JSON-safe Python scalar (NaN/inf become ``None``)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _json(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return _json(value.tolist())
-    if isinstance(value, Mapping):
-        return {str(_json_scalar(k)): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    return _json_scalar(value)
+    """JSON-safe copy (the one numpy → JSON rule, :func:`neurovamp._jsonfile.json_safe`)."""
+    return json_safe(value, default=str)
 
 
 # --------------------------------------------------------------------------- results

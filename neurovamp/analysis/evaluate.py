@@ -45,7 +45,6 @@ imputation
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -56,7 +55,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurovamp._files import atomic_output
+from neurovamp._jsonfile import json_safe as _json_safe
+from neurovamp._jsonfile import read_json, write_json
 from neurovamp.analysis.alignment import alignment_matrix, condition_average, identity_alignment_matrix
 from neurovamp.analysis.decode import (
     DecodingResult,
@@ -110,7 +110,9 @@ RENAMED_KEYS = {
 
 # --------------------------------------------------------------------------- helpers
 def json_safe(value: Any) -> Any:
-    """A JSON-serialisable copy: numpy → Python, NaN/inf → None, tuples → lists.
+    """A JSON-serialisable copy: numpy → Python, NaN/inf → None, tuples → lists, other objects → text.
+
+    :func:`neurovamp._jsonfile.json_safe` with ``default=str`` (the one numpy → JSON rule).
 
     Parameters
     ----------
@@ -122,19 +124,7 @@ def json_safe(value: Any) -> Any:
     Any
         Plain Python data that :func:`json.dumps` accepts with ``allow_nan=False``.
     """
-    if isinstance(value, Mapping):
-        return {str(json_safe(k)): json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
+    return _json_safe(value, default=str)
 
 
 def _check_inputs(model: Any, paired: Any) -> PairedData:
@@ -899,11 +889,7 @@ def write_metrics(metrics: Mapping[str, Any], path: str | os.PathLike, overwrite
     """
     if not isinstance(metrics, Mapping):
         raise DataError(f"metrics must be a mapping (from evaluate_model), got {type(metrics).__name__}")
-    text = json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n"
-    path = Path(path)
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
+    return write_json(path, metrics, overwrite=overwrite, default=str)
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
@@ -927,10 +913,7 @@ def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: metrics file not found (write it with `neurovamp evaluate RUN`)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
+    data = read_json(path, what="metrics file (from `neurovamp evaluate RUN`)")
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
     return upgrade_metrics(data)

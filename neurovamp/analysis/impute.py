@@ -112,9 +112,11 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurovamp._jsonfile import json_safe
 from neurovamp.analysis.metrics import generic_prediction
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, make_dataset
+from neurovamp.data.labels import coerce_label_value, label_kind, matches, plain, sorted_values
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import SPLITS, PairedData, pair_trials
 from neurovamp.errors import ConfigError, DataError
@@ -124,8 +126,6 @@ __all__ = ["COMBINES", "impute", "impute_condition_mean", "generic_rates", "sour
 #: Ways to combine the predictions of several sources.
 COMBINES: tuple[str, ...] = ("mixture", "geometric")
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
 _LOG_EPS = 1e-6  # Hz, floor of the geometric mean's logarithm
 _DRAW_BUDGET = 2**24  # values per block of posterior draws (64 MB as float32)
 
@@ -183,67 +183,6 @@ def _resolve_sources(
     return chosen
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _label_kind(values: np.ndarray) -> str:
-    kind = values.dtype.kind
-    if kind == "O" and values.size:
-        first = values.ravel()[0]
-        if isinstance(first, (bool, np.bool_)):
-            return "b"
-        if isinstance(first, (numbers.Integral, np.integer)):
-            return "i"
-        if isinstance(first, (numbers.Real, np.floating)):
-            return "f"
-        return "U"
-    return kind
-
-
-def _coerce(value: Any, values: np.ndarray, label: str) -> Any:
-    """``value`` (possibly command-line text) as the type of the label ``values``."""
-    value = _plain(value)
-    kind = _label_kind(values)
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if kind == "b":
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        raise DataError(f"label {label!r} is true/false; cannot read {value!r} as a boolean")
-    if kind in "iu":
-        try:
-            return int(text)
-        except ValueError:
-            raise DataError(f"label {label!r} holds integers; cannot read {value!r} as one") from None
-    if kind == "f":
-        try:
-            return float(text)
-        except ValueError:
-            raise DataError(f"label {label!r} holds numbers; cannot read {value!r} as one") from None
-    return value
-
-
-def _matches(values: np.ndarray, allowed: Sequence[Any]) -> np.ndarray:
-    keep = np.zeros(values.shape, dtype=bool)
-    for value in allowed:
-        eq = values == value
-        if isinstance(eq, np.ndarray) and eq.shape == values.shape:
-            keep |= eq.astype(bool)
-    return keep
-
-
-def _sorted_values(values: Sequence[Any]) -> list[Any]:
-    unique = list(dict.fromkeys(_plain(v) for v in values))
-    try:
-        return sorted(unique)
-    except TypeError:
-        return unique
-
-
 def _resolve_condition(
     condition: Mapping[str, Any] | None, mods: Mapping[str, xr.DataArray], sources: Sequence[str]
 ) -> dict[str, list[Any]]:
@@ -266,17 +205,17 @@ def _resolve_condition(
         wanted_list = list(wanted) if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray)) else [wanted]
         if not wanted_list:
             raise ConfigError(f"condition {label!r} lists no value")
-        typed = [_coerce(v, every, label) for v in wanted_list]
-        known = _sorted_values(every.tolist())
+        typed = [coerce_label_value(v, label_kind(every), label, error=DataError) for v in wanted_list]
+        known = sorted_values(every.tolist())
         for value, text in zip(typed, wanted_list):
-            if not _matches(every, [value]).any():
+            if not matches(every, [value]).any():
                 raise DataError(
                     f"unknown value {text!r} of condition column {label!r}; values in the data: "
                     f"{', '.join(map(str, known))}"
                 )
         source_values = np.concatenate([np.asarray(mods[s][label].values) for s in sources])
-        if not _matches(source_values, typed).any():
-            present = _sorted_values(source_values.tolist())
+        if not matches(source_values, typed).any():
+            present = sorted_values(source_values.tolist())
             raise DataError(
                 f"no source animal ({', '.join(sources)}) has trials with {label}={', '.join(map(str, wanted_list))}; "
                 f"their values: {', '.join(map(str, present))}"
@@ -311,7 +250,7 @@ def select_trials(
     """
     keep = np.ones(modality.sizes["trial"], dtype=bool)
     for label, allowed in condition.items():
-        keep &= _matches(np.asarray(modality[label].values), list(allowed))
+        keep &= matches(np.asarray(modality[label].values), list(allowed))
     if split is not None and split_of is not None:
         keep &= np.asarray(split_of) == split
     return np.flatnonzero(keep)
@@ -542,7 +481,7 @@ def _attrs(model: Any, target: str, sources: Sequence[str], condition: Mapping[s
         "units": "Hz",
         "target": target,
         "sources": ",".join(sources),
-        "condition": json.dumps({k: [_plain(v) for v in vals] for k, vals in condition.items()}, default=str),
+        "condition": json.dumps(json_safe({k: list(vals) for k, vals in condition.items()}, default=str)),
         "split": split or "all",
         "combine": combine,
         "bin_size": float(bin_size),
@@ -903,11 +842,11 @@ def _model_error_sd(
     tmod = tmod.sel(unit=units).transpose("trial", "unit", "time")
     bin_size = float(tmod.attrs["bin_size"])
     target_values = np.asarray(tmod[label].values)
-    imputed = set(_plain(v) for v in resolved[label])
-    levels = [v for v in _sorted_values(target_values.tolist()) if v not in imputed]
+    imputed = set(plain(v) for v in resolved[label])
+    levels = [v for v in sorted_values(target_values.tolist()) if v not in imputed]
     squared, noise, n_points = 0.0, 0.0, 0
     for level in levels:
-        rows = np.flatnonzero(_matches(target_values, [level]))
+        rows = np.flatnonzero(matches(target_values, [level]))
         if rows.size < 2:
             continue
         cond = {label: [level]}

@@ -33,7 +33,6 @@ re-exported here under the same names.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -44,8 +43,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurovamp._files import atomic_output
+from neurovamp._jsonfile import json_safe, read_json, write_json
 from neurovamp.analysis.metrics import condition_scores, generic_prediction, smooth_psth
+from neurovamp.data.labels import plain
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = [
@@ -87,10 +87,6 @@ def _labels(tree: xr.DataTree, animal: str, by: str) -> np.ndarray:
     return np.asarray(mod[by].values)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def loco_tasks(tree: xr.DataTree, by: str, conditions: Sequence[Any] | None = None,
                animals: Sequence[str] | None = None) -> list[tuple[str, Any]]:
     """The (animal, condition) fits of a leave-one-condition-out evaluation.
@@ -122,7 +118,7 @@ def loco_tasks(tree: xr.DataTree, by: str, conditions: Sequence[Any] | None = No
     unknown = sorted(set(chosen) - set(names))
     if unknown:
         raise ConfigError(f"unknown animal(s) {unknown}; animals: {names}")
-    have = {a: [_plain(v) for v in dict.fromkeys(_labels(tree, a, by).tolist())] for a in names}
+    have = {a: [plain(v) for v in dict.fromkeys(_labels(tree, a, by).tolist())] for a in names}
     if conditions is None:
         order: list[Any] = []
         for a in names:
@@ -132,7 +128,7 @@ def loco_tasks(tree: xr.DataTree, by: str, conditions: Sequence[Any] | None = No
         except TypeError:
             pass
     else:
-        order = [_plain(c) for c in conditions]
+        order = [plain(c) for c in conditions]
     tasks = []
     for a in chosen:
         mine = [c for c in order if c in have[a]]
@@ -229,7 +225,7 @@ def fit_and_score(
 
     folder = None if out_dir is None else fit_dir(out_dir, animal, condition)
     if folder is not None and (folder / _SCORES).is_file():
-        return json.loads((folder / _SCORES).read_text(encoding="utf-8"))
+        return read_json(folder / _SCORES, what="leave-one-condition-out scores file")
     reduced, held = hide_condition(tree, animal, by, condition)
     paired = pair(reduced)
     model = MultiAnimalModel(config=ModelConfig.from_dict(dict(model_config)), seed=seed, device="cpu")
@@ -252,14 +248,11 @@ def fit_and_score(
     ok = np.isfinite(rates).all(axis=0)  # bins no sub-window reached
     scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok], generic_pred=halves[0][:, ok],
                               generic_obs=halves[1][:, ok], sigma_bins=sigma)
-    row = {"animal": animal, "condition": _plain(condition), **scores,
+    row = {"animal": animal, "condition": plain(condition), **scores,
            "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"])}
     if folder is not None:
-        from neurovamp.analysis.evaluate import json_safe
-
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(folder / _SCORES, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(json_safe(row), indent=2) + "\n", encoding="utf-8")
+        write_json(folder / _SCORES, row, overwrite=True, default=str)
         shutil.rmtree(ckpt, ignore_errors=True)  # the scores are what is kept
     return row
 
@@ -381,15 +374,14 @@ def leave_condition_out(
 
 def _check_folder(out_dir: Path, settings: Mapping[str, Any], overwrite: bool) -> None:
     """Keep the finished fits of ``out_dir`` only if they were made with ``settings``."""
-    from neurovamp.analysis.evaluate import json_safe
     from neurovamp.errors import OutputExistsError
 
     marker = out_dir / "settings.json"
-    wanted = json.loads(json.dumps(json_safe(dict(settings))))
+    wanted = json_safe(dict(settings), default=str)  # as it reads back
     if marker.is_file():
         try:
-            old = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
+            old = read_json(marker)
+        except DataError:
             old = None
         if old == wanted:
             return
@@ -403,8 +395,7 @@ def _check_folder(out_dir: Path, settings: Mapping[str, Any], overwrite: bool) -
     if out_dir.is_dir():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    with atomic_output(marker, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    write_json(marker, wanted, overwrite=True)
 
 
 def summarise(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

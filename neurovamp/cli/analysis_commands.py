@@ -116,18 +116,9 @@ def parse_condition(items: list[str] | None) -> dict[str, list[str]]:
     ConfigError
         For an item that is not ``COL=VALUE``.
     """
-    from neurovamp.errors import ConfigError
+    from neurovamp.data.labels import parse_assignments
 
-    out: dict[str, list[str]] = {}
-    for item in items or ():
-        column, sep, value = str(item).partition("=")
-        column = column.strip()
-        values = [v.strip() for v in value.split(",") if v.strip()]
-        if not sep or not column or not values:
-            raise ConfigError(f"--condition {item!r} must look like COL=VALUE (e.g. odor=E or odor=A,B)")
-        allowed = out.setdefault(column, [])
-        allowed.extend(v for v in values if v not in allowed)
-    return out
+    return parse_assignments(items, message="--condition {item!r} must look like COL=VALUE (e.g. odor=E or odor=A,B)")
 
 
 def _check_run_dir(run: str) -> Path:

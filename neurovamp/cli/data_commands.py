@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurovamp.cli.recording_options import add_recording_options, recording_settings
+from neurovamp.cli.recording_options import add_binning_options, add_recording_options, recording_settings
 
 __all__ = ["register", "convert_release_command", "info_command", "format_modality_info", "format_file_contents"]
 
@@ -52,12 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example:\n\n  neurovamp info sim/rat*.nwb --event odor_onset --window 0 1 --label odor position",
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="NWB files and/or a saved dataset (.nc)")
-    info.add_argument("--event", default="start_time", metavar="COL", help="trials column to align bins to (default: start_time)")
-    info.add_argument(
-        "--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
-        help="window around the event in seconds (default: 0 0.5)",
-    )
-    info.add_argument("--bin", dest="bin_size", type=float, default=0.01, metavar="SECONDS", help="bin width (default: 0.01)")
+    add_binning_options(info)
     info.add_argument(
         "--label", dest="labels", action="extend", nargs="+", metavar="COL",
         help="trials columns to tabulate, one or more (e.g. --label odor position; default: all labels)",

@@ -12,7 +12,9 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from neurovamp.cli.recording_options import add_recording_options, recording_settings
+from neurovamp.cli.recording_options import add_binning_options, add_recording_options, recording_settings
+from neurovamp.data.settings import PAIRING_DEFAULTS as _PAIRING
+from neurovamp.data.settings import STRATEGIES
 
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
@@ -21,7 +23,6 @@ __all__ = ["register", "fit_command"]
 
 _MODELS = ("mmvm", "independent", "poe", "moe", "mopoe", "avg")
 _LIKELIHOODS = ("poisson", "negbin", "gaussian")
-_STRATEGIES = ("truncate", "resample", "index")
 #: ``--hidden`` value meaning "no hidden layer" (as is ``--hidden`` with no value).
 _NO_HIDDEN = "none"
 
@@ -54,12 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="NWB_OR_DATASET", help="NWB files and/or a saved dataset (.nc)")
     p.add_argument("--out", required=True, metavar="RUN", help="run folder to write")
     data = p.add_argument_group("data")
-    data.add_argument("--event", default="start_time", metavar="COL", help="trials column to align bins to (default: start_time)")
-    data.add_argument(
-        "--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
-        help="window around the event in seconds (default: 0 0.5)",
-    )
-    data.add_argument("--bin", dest="bin_size", type=float, default=0.01, metavar="SECONDS", help="bin width (default: 0.01)")
+    add_binning_options(data)
     data.add_argument(
         "--label", dest="labels", action="extend", nargs="+", metavar="COL",
         help="trials columns to keep as labels, one or more (e.g. --label odor position); the option may be "
@@ -72,8 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_recording_options(data)
     pairing = p.add_argument_group("pairing")
-    pairing.add_argument("--pair-by", default="odor", metavar="COL", help="trial label to pair animals on (default: odor)")
-    pairing.add_argument("--strategy", choices=_STRATEGIES, default="truncate", help="pairing strategy (default: truncate)")
+    pairing.add_argument("--pair-by", default=_PAIRING.by, metavar="COL",
+                         help=f"trial label to pair animals on (default: {_PAIRING.by})")
+    pairing.add_argument("--strategy", choices=STRATEGIES, default=_PAIRING.strategy,
+                         help=f"pairing strategy (default: {_PAIRING.strategy})")
     pairing.add_argument(
         "--filter", dest="filters", action="extend", nargs="+", metavar="COL=VALUE",
         help="keep trials whose label equals the value, one or more COL=VALUE (e.g. --filter correct=true "
@@ -86,11 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     pairing.add_argument("--conditions", nargs="+", metavar="VALUE", help="values of --pair-by to keep, in order (e.g. A B C D)")
     pairing.add_argument(
-        "--split", nargs=3, type=float, default=(0.7, 0.15, 0.15), metavar=("TRAIN", "VAL", "TEST"),
-        help="fractions of trials per split (default: 0.7 0.15 0.15)",
+        "--split", nargs=3, type=float, default=_PAIRING.split, metavar=("TRAIN", "VAL", "TEST"),
+        help=f"fractions of trials per split (default: {' '.join(f'{v:g}' for v in _PAIRING.split)})",
     )
     pairing.add_argument("--subwindow", type=int, metavar="BINS", help="sub-window length in bins (default: whole trials)")
-    pairing.add_argument("--stride", type=int, default=1, metavar="BINS", help="bins between sub-windows (default: 1)")
+    pairing.add_argument("--stride", type=int, default=_PAIRING.stride, metavar="BINS",
+                         help=f"bins between sub-windows (default: {_PAIRING.stride})")
     model = p.add_argument_group("model")
     model.add_argument("--model", choices=_MODELS, default="mmvm", help="model (default: mmvm)")
     model.add_argument("--preset", choices=("neurovamp", "paper"), default="neurovamp", help="starting settings (default: neurovamp)")

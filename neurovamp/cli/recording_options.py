@@ -11,9 +11,28 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from neurovamp.errors import ConfigError
 
-__all__ = ["add_recording_options", "recording_settings", "parse_unit_selection"]
+from neurovamp.io.settings import RECORDING_DEFAULTS
+
+__all__ = ["add_binning_options", "add_recording_options", "recording_settings", "parse_unit_selection"]
+
+
+def add_binning_options(group: argparse._ActionsContainer) -> None:
+    """Add ``--event``, ``--window`` and ``--bin``, with the defaults of :class:`~neurovamp.io.settings.RecordingSettings`.
+
+    Parameters
+    ----------
+    group
+        A parser or an argument group.
+    """
+    d = RECORDING_DEFAULTS
+    group.add_argument("--event", default=d.event, metavar="COL", help=f"trials column to align bins to (default: {d.event})")
+    group.add_argument(
+        "--window", nargs=2, type=float, default=d.window, metavar=("START", "STOP"),
+        help=f"window around the event in seconds (default: {d.window[0]:g} {d.window[1]:g})",
+    )
+    group.add_argument("--bin", dest="bin_size", type=float, default=d.bin_size, metavar="SECONDS",
+                       help=f"bin width (default: {d.bin_size:g})")
 
 
 def add_recording_options(group: argparse._ActionsContainer) -> None:
@@ -74,16 +93,11 @@ def parse_unit_selection(items: list[str] | None) -> dict[str, list[str]] | None
     ConfigError
         For an item without ``=`` or with an empty column or value.
     """
+    from neurovamp.data.labels import parse_assignments
+
     if not items:
         return None
-    selection: dict[str, list[str]] = {}
-    for item in items:
-        column, sep, values = item.partition("=")
-        wanted = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not column.strip() or not wanted:
-            raise ConfigError(f"--units expects COL=VALUE (e.g. location=CA1), got {item!r}")
-        selection.setdefault(column.strip(), []).extend(wanted)
-    return selection
+    return parse_assignments(items, message="--units expects COL=VALUE (e.g. location=CA1), got {item!r}")
 
 
 def recording_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -35,6 +35,10 @@ _EXPORTS = {
     "select_window": "neurovamp.data.pairing",
     # tensors
     "TensorBatcher": "neurovamp.data.tensors",
+    # settings and labels
+    "PairingSettings": "neurovamp.data.settings",
+    "parse_assignments": "neurovamp.data.labels",
+    "coerce_label_values": "neurovamp.data.labels",
 }
 
 __all__ = list(_EXPORTS)

@@ -45,7 +45,10 @@ import xarray as xr
 
 from neurovamp.data.dataset import animals as dataset_animals
 from neurovamp.data.dataset import get_modality
+from neurovamp.data.labels import describe_values, equals, matches, plain, sorted_values
 from neurovamp.data.modality import COUNTS, label_names, validate_modality
+from neurovamp.data.settings import PAIRING_DEFAULTS as _DEFAULTS
+from neurovamp.data.settings import STRATEGIES, PairingSettings
 from neurovamp.data.validation import check_pairing
 from neurovamp.errors import ConfigError, DataError
 from neurovamp.data.subwindows import window_centres, window_starts
@@ -53,7 +56,6 @@ from neurovamp.data.subwindows import window_centres, window_starts
 __all__ = ["SPLITS", "STRATEGIES", "PairedData", "pair_trials", "select_window", "bin_label"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-STRATEGIES: tuple[str, ...] = ("truncate", "resample", "index")
 
 # Purpose codes that keep the random streams of the pipeline independent of each other.
 _SPLIT_STREAM = 0
@@ -96,79 +98,16 @@ def _check_split_name(split: Any) -> str:
     return str(split)
 
 
-def _check_fractions(split: Any) -> np.ndarray:
-    try:
-        fractions = np.asarray(split, dtype=float)
-    except (TypeError, ValueError):
-        raise ConfigError(f"split must be three fractions (train, val, test), got {split!r}") from None
-    if fractions.shape != (3,):
-        raise ConfigError(f"split must be three fractions (train, val, test), got {split!r}")
-    if not np.all(np.isfinite(fractions)) or np.any(fractions < 0):
-        raise ConfigError(f"split fractions must be finite and >= 0, got {_plain_tuple(fractions)}")
-    if abs(fractions.sum() - 1.0) > 1e-6:
-        raise ConfigError(
-            f"split fractions must sum to 1, got {_plain_tuple(fractions)} (sum {fractions.sum():g})"
-        )
-    if fractions[0] <= 0:
-        raise ConfigError(f"the train fraction must be > 0, got {fractions[0]:g}")
-    return fractions
-
-
 def _plain_tuple(values: np.ndarray) -> tuple[float, ...]:
     """Numbers as a tuple of Python floats, so messages show ``(0.8, 0.2, 0.0)``, not numpy reprs."""
     return tuple(float(v) for v in np.asarray(values).ravel())
-
-
-def _as_list(allowed: Any) -> list:
-    """A filter's allowed values as a list (a single value becomes a one-element list)."""
-    if isinstance(allowed, (np.ndarray, xr.DataArray)):
-        return np.asarray(allowed).ravel().tolist()
-    if isinstance(allowed, (list, tuple, set, frozenset)):
-        return [_scalar(v) for v in allowed]
-    return [_scalar(allowed)]
-
-
-def _equals(values: np.ndarray, value: Any) -> np.ndarray:
-    """Elementwise ``values == value`` that is all False where the types cannot compare."""
-    result = values == value
-    if not isinstance(result, np.ndarray) or result.shape != values.shape:
-        return np.zeros(values.shape, dtype=bool)
-    return result.astype(bool)
-
-
-def _isin(values: np.ndarray, allowed: Sequence) -> np.ndarray:
-    keep = np.zeros(values.shape, dtype=bool)
-    for value in allowed:
-        keep |= _equals(values, value)
-    return keep
-
-
-def _scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-_FEW = 8
-"""Label values listed at most in an error message."""
-
-
-def _few_values(values: np.ndarray) -> str:
-    """The distinct values of a label, sorted where they compare, at most ``_FEW`` of them."""
-    unique = list(dict.fromkeys(_scalar(v) for v in np.asarray(values).ravel().tolist()))
-    try:
-        unique = sorted(unique)
-    except TypeError:
-        pass
-    if not unique:
-        return "none"
-    text = ", ".join(map(str, unique[:_FEW]))
-    return text if len(unique) <= _FEW else f"{text}, ... ({len(unique)} values)"
 
 
 def _condition_index(labels: np.ndarray, conditions: Sequence) -> np.ndarray:
     """Index into ``conditions`` of every label value (``-1`` where none matches)."""
     index = np.full(labels.shape, -1, dtype=np.int64)
     for k, value in enumerate(conditions):
-        index[_equals(labels, value) & (index < 0)] = k
+        index[equals(labels, value) & (index < 0)] = k
     return index
 
 
@@ -477,7 +416,7 @@ class PairedData:
             masked = np.zeros(self.n_animals, dtype=np.int64)
             total = 0
             for s in SPLITS:
-                rows = _equals(np.asarray(self.pair_condition[s]), value)
+                rows = equals(np.asarray(self.pair_condition[s]), value)
                 per_split.append(int(rows.sum()))
                 masked += (~self.mask(s)[rows]).sum(axis=0)
                 total += int(rows.sum())
@@ -521,26 +460,11 @@ def _check_bins(mods: Mapping[str, xr.DataArray]) -> None:
 
 def _resolve_conditions(labels: Mapping[str, np.ndarray], by: str, conditions: Any) -> tuple:
     if conditions is None:
-        seen: dict[Any, None] = {}
-        for values in labels.values():
-            for value in np.asarray(values).tolist():
-                seen.setdefault(value, None)
-        found = list(seen)
-        try:
-            found = sorted(found)
-        except TypeError:
-            pass
-        return tuple(found)
-    if isinstance(conditions, (str, bytes)) or not isinstance(conditions, (Sequence, np.ndarray)):
-        raise ConfigError(f"conditions must be a list of {by!r} values, got {conditions!r}")
-    requested = tuple(_scalar(c) for c in conditions)
-    if len(requested) == 0:
-        raise ConfigError("conditions must not be empty (use None for every condition present)")
-    if len(set(map(repr, requested))) != len(requested):
-        raise ConfigError(f"conditions contain duplicates: {list(requested)}")
+        return tuple(sorted_values([v for values in labels.values() for v in np.asarray(values).tolist()]))
+    requested = tuple(plain(c) for c in conditions)  # checked by PairingSettings: a non-empty list, no repeats
     available = _resolve_conditions(labels, by, None)
     for value in requested:
-        if not any(_equals(np.asarray(v), value).any() for v in labels.values()):
+        if not any(equals(np.asarray(v), value).any() for v in labels.values()):
             raise DataError(
                 f"condition {value!r} of label {by!r} is not present in any animal "
                 f"(after filters); available: {list(available)}"
@@ -551,15 +475,15 @@ def _resolve_conditions(labels: Mapping[str, np.ndarray], by: str, conditions: A
 def pair_trials(
     tree: xr.DataTree,
     *,
-    by: str = "odor",
-    strategy: str = "truncate",
-    filters: Mapping[str, Any] | None = None,
-    conditions: Sequence | None = None,
-    split: Sequence[float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
-    window: int | None = None,
-    stride: int = 1,
-    pair_bins: int | None = None,
+    by: str = _DEFAULTS.by,
+    strategy: str = _DEFAULTS.strategy,
+    filters: Mapping[str, Any] | None = _DEFAULTS.filters,
+    conditions: Sequence | None = _DEFAULTS.conditions,
+    split: Sequence[float] = _DEFAULTS.split,
+    seed: int = _DEFAULTS.seed,
+    window: int | None = _DEFAULTS.subwindow,
+    stride: int = _DEFAULTS.stride,
+    pair_bins: int | None = _DEFAULTS.pair_bins,
 ) -> PairedData:
     """Pair trials across animals by condition, split them and define sub-windows.
 
@@ -606,14 +530,11 @@ def pair_trials(
     ConfigError
         Unknown strategy, bad fractions, seed, window or stride.
     """
-    seed = _check_seed(seed)
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if not isinstance(by, str):
-        raise ConfigError(f"by must be the name of a trial label, got {by!r}")
-    if filters is not None and not isinstance(filters, Mapping):
-        raise ConfigError(f"filters must be a mapping label -> allowed value(s), got {filters!r}")
-    fractions = _check_fractions(split)
+    settings = PairingSettings(by=by, strategy=strategy, filters=filters, conditions=conditions, split=split,
+                               seed=seed, subwindow=window, stride=stride, pair_bins=pair_bins)  # every value check
+    by, strategy, conditions, seed, pair_bins = (settings.by, settings.strategy, settings.conditions, settings.seed,
+                                                 settings.pair_bins)
+    fractions = np.asarray(settings.split, dtype=float)
     if pair_bins is not None:
         tree = bin_label(tree, by, pair_bins)
     mods = _tree_modalities(tree)
@@ -628,14 +549,14 @@ def pair_trials(
         labels = label_names(da)
         if by not in labels:
             raise DataError(f"animal {animal!r} has no trial label {by!r} to pair by; available labels: {labels}")
-        for label in filters or {}:
+        for label in settings.filters or {}:
             if label not in labels:
                 raise DataError(f"filter label {label!r} not found for animal {animal!r}; available labels: {labels}")
         keep = np.ones(da.sizes["trial"], dtype=bool)
         earlier: list[str] = []
-        for label, allowed in (filters or {}).items():
+        for label, allowed in (settings.filters or {}).items():
             values = np.asarray(da[label].values)
-            now = keep & _isin(values, _as_list(allowed))
+            now = keep & matches(values, allowed)
             if keep.any() and not now.any():
                 where = ""
                 if earlier:
@@ -643,7 +564,7 @@ def pair_trials(
                     where = f" among trials passing the {', '.join(map(repr, earlier))} filter{plural}"
                 raise DataError(
                     f"animal {animal!r} has no trials left after filters {dict(filters or {})}; "
-                    f"its {label!r} values{where}: {_few_values(values[keep])}"
+                    f"its {label!r} values{where}: {describe_values(values[keep])}"
                 )
             keep = now
             earlier.append(label)
@@ -659,7 +580,7 @@ def pair_trials(
         if not (index >= 0).any():
             raise DataError(
                 f"animal {animal!r} has no trials left after filters {dict(filters or {})} and "
-                f"conditions {list(cond_values)}; its {by!r} values: {_few_values(kept[animal][by].values)}"
+                f"conditions {list(cond_values)}; its {by!r} values: {describe_values(kept[animal][by].values)}"
             )
         rows = np.flatnonzero(index >= 0)
         kept[animal] = kept[animal].isel(trial=rows)
@@ -684,7 +605,7 @@ def pair_trials(
             if bad.size:
                 j = where[bad[0]]
                 raise DataError(
-                    f"index pairing: trial id {_scalar(unique_ids[j])!r} has {by}="
+                    f"index pairing: trial id {plain(unique_ids[j])!r} has {by}="
                     f"{cond_values[ci[bad[0]]]!r} in animal {animal!r} but {cond_values[id_cond[j]]!r} "
                     f"in animal {animals[id_owner[j]]!r}; index pairing needs animals recorded "
                     "together (the same trials)"
@@ -784,7 +705,7 @@ def bin_label(tree: xr.DataTree, label: str, n_bins: int) -> xr.DataTree:
         if v.dtype.kind != "f":
             raise DataError(
                 f"animal {animal!r}: pair_bins (CLI: --pair-bins) needs a continuous (float) label, but {label!r} "
-                f"holds {v.dtype} values ({_few_values(v)}); pair on its values without --pair-bins"
+                f"holds {v.dtype} values ({describe_values(v)}); pair on its values without --pair-bins"
             )
         if not np.isfinite(v).all():
             raise DataError(f"animal {animal!r}: label {label!r} holds NaN or inf; it cannot be binned")

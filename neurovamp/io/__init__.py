@@ -24,6 +24,7 @@ _EXPORTS = {
     "counts_to_spike_times": "neurovamp.io.nwb",
     # recordings (NWB files and saved sets → one multi-animal set)
     "load_recordings": "neurovamp.io.recordings",
+    "RecordingSettings": "neurovamp.io.settings",
     # release
     "find_release_rats": "neurovamp.io.release",
     "convert_release": "neurovamp.io.release",

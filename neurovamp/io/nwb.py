@@ -39,8 +39,10 @@ import pandas as pd
 import xarray as xr
 
 from neurovamp._files import atomic_output
+from neurovamp.data.labels import matches
 from neurovamp.data.modality import COUNTS, label_names, make_modality, validate_modality
 from neurovamp.errors import DataError, NeurovampError
+from neurovamp.io.settings import RECORDING_DEFAULTS as _DEFAULTS
 
 __all__ = [
     "read_nwb",
@@ -115,16 +117,16 @@ class _TrialGrid:
 def read_nwb(
     path: str | os.PathLike,
     *,
-    event: str = "start_time",
-    window: tuple[float, float] = (0.0, 0.5),
-    bin_size: float = 0.01,
-    labels: Sequence[str] | None = None,
-    allow_silent_units: bool = False,
-    drop_missing_events: bool = False,
-    trials: str | None = None,
-    event_relative_to: str | None = None,
-    units: Mapping[str, Any] | None = None,
-    windows: float | None = None,
+    event: str = _DEFAULTS.event,
+    window: tuple[float, float] = _DEFAULTS.window,
+    bin_size: float = _DEFAULTS.bin_size,
+    labels: Sequence[str] | None = _DEFAULTS.labels,
+    allow_silent_units: bool = _DEFAULTS.allow_silent_units,
+    drop_missing_events: bool = _DEFAULTS.drop_missing_events,
+    trials: str | None = _DEFAULTS.trials,
+    event_relative_to: str | None = _DEFAULTS.event_relative_to,
+    units: Mapping[str, Any] | None = _DEFAULTS.units,
+    windows: float | None = _DEFAULTS.windows,
 ) -> xr.DataArray:
     """Bin an NWB file's spikes around a trial event (or in windows) into a modality.
 
@@ -202,18 +204,18 @@ def read_nwb(
 def read_nwb_dataset(
     path: str | os.PathLike,
     *,
-    event: str = "start_time",
-    window: tuple[float, float] = (0.0, 0.5),
-    bin_size: float = 0.01,
-    labels: Sequence[str] | None = None,
-    allow_silent_units: bool = False,
-    drop_missing_events: bool = False,
-    trials: str | None = None,
-    event_relative_to: str | None = None,
-    units: Mapping[str, Any] | None = None,
-    windows: float | None = None,
-    behavior: str | Sequence[str] | None = None,
-    drop_uncovered: bool = False,
+    event: str = _DEFAULTS.event,
+    window: tuple[float, float] = _DEFAULTS.window,
+    bin_size: float = _DEFAULTS.bin_size,
+    labels: Sequence[str] | None = _DEFAULTS.labels,
+    allow_silent_units: bool = _DEFAULTS.allow_silent_units,
+    drop_missing_events: bool = _DEFAULTS.drop_missing_events,
+    trials: str | None = _DEFAULTS.trials,
+    event_relative_to: str | None = _DEFAULTS.event_relative_to,
+    units: Mapping[str, Any] | None = _DEFAULTS.units,
+    windows: float | None = _DEFAULTS.windows,
+    behavior: str | Sequence[str] | None = _DEFAULTS.behavior,
+    drop_uncovered: bool = _DEFAULTS.drop_uncovered,
 ) -> xr.Dataset:
     """Read an NWB file as :func:`read_nwb` does, with behaviour series beside the counts.
 
@@ -501,8 +503,8 @@ def _read_trial_grid(
     bin_size: float,
     n_bins: int,
     labels: Sequence[str] | None,
-    drop_missing_events: bool = False,
-    event_relative_to: str | None = None,
+    drop_missing_events: bool = _DEFAULTS.drop_missing_events,
+    event_relative_to: str | None = _DEFAULTS.event_relative_to,
 ) -> _TrialGrid:
     """Read trial ids, event times and labels from an intervals table of trials."""
     columns = _scalar_columns(trials)
@@ -723,14 +725,6 @@ def _plain_column(values: np.ndarray) -> bool:
     return all(isinstance(v, (str, bytes, bool, int, float, np.generic)) for v in values.tolist())
 
 
-def _matches(values: np.ndarray, wanted: Any) -> np.ndarray:
-    """Which values equal one of ``wanted`` (text compared without regard to case)."""
-    wanted = [wanted] if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Sequence) else list(wanted)
-    text = np.char.lower(np.asarray(values).astype(str))
-    keys = {str(w).lower() for w in wanted}
-    return np.isin(text, list(keys))
-
-
 def _select_units(path: Path, unit_ids: np.ndarray, coords: dict[str, np.ndarray],
                   selection: Mapping[str, Any] | None) -> np.ndarray:
     """Boolean mask of the units matching every ``{column: value(s)}`` of ``selection``."""
@@ -745,7 +739,7 @@ def _select_units(path: Path, unit_ids: np.ndarray, coords: dict[str, np.ndarray
                 f"{path}: units table has no column {name!r} to select units by (CLI: --units COL=VALUE); "
                 f"columns: {', '.join(coords) or 'none'}"
             )
-        keep &= _matches(coords[name], wanted)
+        keep &= matches(coords[name], wanted, ignore_case=True)  # text without regard to case
     if not keep.any():
         shown = "; ".join(
             f"{name} values: {', '.join(map(str, np.unique(coords[name].astype(str))[:12]))}" for name in selection

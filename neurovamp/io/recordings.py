@@ -20,6 +20,7 @@ from neurovamp.data.dataset import DATASET_SUFFIXES, dataset_nodes, make_dataset
 from neurovamp.data.modality import COUNTS
 from neurovamp.errors import DataError
 from neurovamp.io.nwb import read_nwb_dataset
+from neurovamp.io.settings import RECORDING_DEFAULTS as _DEFAULTS
 from neurovamp.io.sizes import nwb_spike_span, nwb_table_sizes
 
 __all__ = ["load_recordings"]
@@ -28,18 +29,18 @@ __all__ = ["load_recordings"]
 def load_recordings(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     *,
-    event: str = "start_time",
-    window: tuple[float, float] = (0.0, 0.5),
-    bin_size: float = 0.01,
-    labels: Sequence[str] | None = None,
-    allow_silent_units: bool = False,
-    drop_missing_events: bool = False,
-    trials: str | None = None,
-    event_relative_to: str | None = None,
-    units: Mapping[str, Any] | None = None,
-    behavior: str | Sequence[str] | None = None,
-    windows: float | None = None,
-    drop_uncovered: bool = False,
+    event: str = _DEFAULTS.event,
+    window: tuple[float, float] = _DEFAULTS.window,
+    bin_size: float = _DEFAULTS.bin_size,
+    labels: Sequence[str] | None = _DEFAULTS.labels,
+    allow_silent_units: bool = _DEFAULTS.allow_silent_units,
+    drop_missing_events: bool = _DEFAULTS.drop_missing_events,
+    trials: str | None = _DEFAULTS.trials,
+    event_relative_to: str | None = _DEFAULTS.event_relative_to,
+    units: Mapping[str, Any] | None = _DEFAULTS.units,
+    behavior: str | Sequence[str] | None = _DEFAULTS.behavior,
+    windows: float | None = _DEFAULTS.windows,
+    drop_uncovered: bool = _DEFAULTS.drop_uncovered,
 ) -> xr.DataTree:
     """Load NWB files and/or saved datasets into one multi-animal set.
 

@@ -19,7 +19,6 @@ belong to the model: :meth:`MultiAnimalModel.latents` normalises new data with t
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -34,6 +33,8 @@ from torch import Tensor, nn
 
 import neurovamp
 from neurovamp._files import atomic_output
+from neurovamp._jsonfile import json_safe, read_json, read_versioned, write_json, write_versioned
+from neurovamp.data.labels import plain
 from neurovamp.data.modality import label_names, make_modality
 from neurovamp.data.pairing import SPLITS, PairedData
 from neurovamp.data.subwindows import cut, overlap_average, prediction_starts, window_centres, window_starts
@@ -88,21 +89,12 @@ class _Normalized(nn.Module):
         return self.vae.loss(self.transform(xs, mask), mask, eps=eps)
 
 
-def _to_json_value(value: Any) -> Any:
-    """Plain Python value of a numpy scalar (JSON-safe)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _json_list(values: np.ndarray) -> list | None:
-    """``values.tolist()`` when it is JSON-serialisable, else None."""
+    """``values`` as a JSON list (NaN kept) when they can be written as JSON, else None."""
     try:
-        out = np.asarray(values).tolist()
-        json.dumps(out)
-    except (TypeError, ValueError):
+        return json_safe(np.asarray(values), allow_nan=True)
+    except ConfigError:
         return None
-    return out
 
 
 def _check_n_samples(n_samples: Any) -> int:
@@ -325,12 +317,12 @@ class MultiAnimalModel:
         self,
         paired: PairedData,
         *,
-        epochs: int = 100,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        patience: int | None = 20,
-        max_grad_norm: float | None = None,
+        epochs: int = TrainingConfig.epochs,
+        batch_size: int = TrainingConfig.batch_size,
+        lr: float = TrainingConfig.lr,
+        weight_decay: float = TrainingConfig.weight_decay,
+        patience: int | None = TrainingConfig.patience,
+        max_grad_norm: float | None = TrainingConfig.max_grad_norm,
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = False,
         overwrite: bool = False,
@@ -480,7 +472,7 @@ class MultiAnimalModel:
             "pair_by": paired.pair_by,
             "strategy": paired.strategy,
             "seed": int(paired.seed),
-            "conditions": [_to_json_value(c) for c in paired.conditions],
+            "conditions": [plain(c) for c in paired.conditions],
             "trials": paired.trial_counts(),
         }
 
@@ -963,14 +955,11 @@ class MultiAnimalModel:
         """
         vae = self._check_fitted()
         config = self._config_json()
-        history = {
-            col: [None if (isinstance(v, float) and math.isnan(v)) else _to_json_value(v) for v in self.history_[col]]
-            for col in self.history_.columns
-        }
+        history = {col: list(self.history_[col]) for col in self.history_.columns}  # NaN written as null
         state = {key: value.detach().cpu() for key, value in vae.state_dict().items()}
         with atomic_output(path, overwrite=overwrite, directory=True) as tmp:
-            (tmp / _CONFIG_FILE).write_text(json.dumps(config, indent=2, allow_nan=True) + "\n")
-            (tmp / _HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+            write_versioned(tmp / _CONFIG_FILE, config, _MODEL_FORMAT, _MODEL_VERSION, allow_nan=True)
+            write_json(tmp / _HISTORY_FILE, history, indent=1)
             torch.save(state, tmp / _WEIGHTS_FILE)
         return Path(path)
 
@@ -1001,17 +990,7 @@ class MultiAnimalModel:
         for name in (_CONFIG_FILE, _WEIGHTS_FILE):
             if not (path / name).is_file():
                 raise DataError(f"{path}: incomplete saved model, {name} is missing")
-        try:
-            info = json.loads((path / _CONFIG_FILE).read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path / _CONFIG_FILE}: not readable JSON ({exc})") from exc
-        if not isinstance(info, dict) or info.get("format") != _MODEL_FORMAT:
-            raise DataError(f"{path / _CONFIG_FILE}: not a neurovamp model config (format {_MODEL_FORMAT!r} expected)")
-        if info.get("version") != _MODEL_VERSION:
-            raise DataError(
-                f"{path / _CONFIG_FILE}: model format version {info.get('version')!r} is not supported "
-                f"(this neurovamp reads version {_MODEL_VERSION})"
-            )
+        info = read_versioned(path / _CONFIG_FILE, _MODEL_FORMAT, _MODEL_VERSION, what="neurovamp model config")
         try:
             config = ModelConfig.from_dict(info["model_config"])
             model = cls(config=config, normalize=info.get("normalize", "auto"), seed=info.get("seed", 0), device=device)
@@ -1043,10 +1022,11 @@ class MultiAnimalModel:
         model.module_ = vae.to(torch_device).eval()
         history_path = path / _HISTORY_FILE
         if history_path.is_file():
+            history = read_json(history_path, what="training history of a saved model")
             try:
-                model.history_ = pd.DataFrame(json.loads(history_path.read_text()))
-            except (OSError, ValueError) as exc:
-                raise DataError(f"{history_path}: not readable JSON ({exc})") from exc
+                model.history_ = pd.DataFrame(history)
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"{history_path}: not a training history ({' '.join(str(exc).split())})") from None
         return model
 
     # ------------------------------------------------------------------ convenience

@@ -334,15 +334,10 @@ def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict[str, 
     """One checkpoint file, checked (DataError in one line for anything else)."""
     from neurovamp.models._torchio import load_tensors
 
+    from neurovamp._jsonfile import check_versioned
+
     state = load_tensors(path, map_location=map_location, what="checkpoint")
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise DataError(f"{path}: not a neurovamp checkpoint (missing format {_CHECKPOINT_FORMAT!r})")
-    if state.get("version") != _CHECKPOINT_VERSION:
-        raise DataError(
-            f"{path}: checkpoint version {state.get('version')!r} is not supported "
-            f"(this neurovamp reads version {_CHECKPOINT_VERSION})"
-        )
-    return state
+    return check_versioned(state, path, _CHECKPOINT_FORMAT, _CHECKPOINT_VERSION, what="neurovamp checkpoint")
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
