@@ -22,6 +22,12 @@ against the animal's real activity in that condition:
 PSTHs (the generic prediction and the observed condition mean) are smoothed with a
 Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real recordings.
 
+Every fit also records, under ``calibration``, per-unit sums of the (unsmoothed)
+imputation's squared difference from the held-out PSTH and of the PSTH's sampling
+variance (:func:`neurovamp.analysis.calibration.calibration_sums`): the out-of-sample
+model error that ``neurovamp impute --samples`` puts into its band
+(:func:`neurovamp.analysis.calibration.model_error_from_loco`).
+
 Scorers
 -------
 The scores are :func:`neurovamp.analysis.metrics.condition_scores` (bits/spike vs both
@@ -51,6 +57,7 @@ from neurovamp.errors import ConfigError, DataError
 __all__ = [
     "LOCO_KEY",
     "LOCO_DIR",
+    "CALIBRATION_KEY",
     "SMOOTH_S",
     "generic_prediction",
     "condition_scores",
@@ -64,6 +71,8 @@ __all__ = [
 
 #: Key of the results in ``metrics.json``.
 LOCO_KEY = "leave_condition_out"
+#: Key of a fit's per-unit error sums (:func:`~neurovamp.analysis.calibration.calibration_sums`).
+CALIBRATION_KEY = "calibration"
 #: Folder of the finished fits inside a run folder.
 LOCO_DIR = "loco"
 _SCORES = "scores.json"
@@ -220,9 +229,14 @@ def fit_and_score(
     Returns
     -------
     dict
-        ``animal``, ``condition``, the scores of :func:`condition_scores`, ``epochs_run``
-        and ``best_epoch``.
+        ``animal``, ``condition``, the scores of :func:`condition_scores`, ``epochs_run``,
+        ``best_epoch`` and ``calibration``
+        (:func:`~neurovamp.analysis.calibration.calibration_sums` of the imputation
+        against the held-out trials, unsmoothed: what
+        :func:`neurovamp.analysis.calibration.model_error_from_loco` turns into the band's
+        model error).
     """
+    from neurovamp.analysis.calibration import calibration_sums
     from neurovamp.analysis.impute import impute_condition_mean
     from neurovamp.models.config import ModelConfig
     from neurovamp.models.estimator import MultiAnimalModel
@@ -253,7 +267,8 @@ def fit_and_score(
     scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok], generic_pred=halves[0][:, ok],
                               generic_obs=halves[1][:, ok], sigma_bins=sigma)
     row = {"animal": animal, "condition": _plain(condition), **scores,
-           "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"])}
+           "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"]),
+           CALIBRATION_KEY: calibration_sums(rates[:, ok] / bin_size, counts[:, :, ok] / bin_size, units)}
     if folder is not None:
         from neurovamp.analysis.evaluate import json_safe
 
