@@ -35,6 +35,9 @@ Scores per (model, seed) (definitions in ``DESIGN.md``, "Metrics", and
     variance scaled by rate**P, P = 0, 1, 2 (what was tried; the acceptance line uses
     neurovamp's default ``RATE_POWER``); ``coverage_loco_pP_top`` on the third of the
     units with the highest true rate (where a band of one width for every unit fails);
+    ``coverage_oracle_scale``: the default error model with its scale fitted on this very
+    condition's true error (is the shape right when the level is?) and ``loco_scale_ratio``
+    the LOCO scale over that oracle scale (> 1: LOCO overstates this condition's error);
     ``loco_seconds`` the LOCO fits' time;
 ``alignment``
     ``metrics.json``'s ``alignment.mean_r2`` (cross-validated linear alignment) and
@@ -167,7 +170,7 @@ def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0,
         row["coverage_posterior"] = band_coverage(result["rates_posterior_lo"].values,
                                                   result["rates_posterior_hi"].values, truth)
     if loco is not None and n_samples:
-        from neurovamp.analysis.calibration import model_error_from_loco
+        from neurovamp.analysis.calibration import RATE_FLOOR_HZ, RATE_POWER, LocoErrorModel, model_error_from_loco
 
         for power in (0, 1, 2):
             error = model_error_from_loco(loco, rat, result["unit"].values, power=power)
@@ -178,6 +181,15 @@ def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0,
             row[f"coverage_loco_p{power}_top"] = band_coverage(banded["rates_lo"].values[top],
                                                                banded["rates_hi"].values[top], truth[top])
             row[f"band_width_loco_p{power}_hz"] = float(np.median(banded["rates_hi"].values - banded["rates_lo"].values))
+        # the same error model with its scale k fitted on the truth of this very condition: how well the
+        # shape (variance ∝ rate**RATE_POWER) does when the level is right; loco_scale_ratio = k_LOCO / k_truth
+        loco_k = model_error_from_loco(loco, rat, result["unit"].values).scale
+        oracle_k = float(((imputed - truth) ** 2).sum() / (np.maximum(imputed, RATE_FLOOR_HZ) ** RATE_POWER).sum())
+        oracle = LocoErrorModel(rat, oracle_k, RATE_POWER, RATE_FLOOR_HZ, [odor], [], truth.size, 0.0)
+        banded = impute_condition_mean(model, paired, target=rat, condition={DATA["label"]: odor},
+                                       n_samples=n_samples, level=LEVEL, seed=seed, model_error=oracle)
+        row["coverage_oracle_scale"] = band_coverage(banded["rates_lo"].values, banded["rates_hi"].values, truth)
+        row["loco_scale_ratio"] = loco_k / oracle_k if oracle_k > 0 else float("nan")
     alignment = alignment_entry(evaluate_alignment(model, paired, by=DATA["label"]))
     row["alignment_mean_r2"] = alignment["mean_r2"]
     row["alignment_identity_mean_r2"] = alignment.get("identity_mean_r2")
@@ -333,6 +345,10 @@ def checks(table: pd.DataFrame, reference: str = "mmvm", baseline: str = "indepe
                          if f"coverage_loco_p{p}_top" in ref)
         if tops:
             out.append(f"- The same band on the busiest third of the units (highest true rate): {tops}.")
+        if "coverage_oracle_scale" in ref:
+            out.append(f"- With the error scale fitted on the imputed condition's true error (oracle level, same "
+                       f"shape) the band covers {stat('coverage_oracle_scale')}; the LOCO scale is "
+                       f"{stat('loco_scale_ratio')} times that oracle scale.")
     if "coverage" in ref:
         inside = int(((ref["coverage"] >= 0.90) & (ref["coverage"] <= 0.98)).sum())
         out.append(f"- 95 % band with the in-sample model error covers the truth 90-98 % of the time: "
