@@ -119,6 +119,12 @@ def test_leave_condition_out_runs_resumes_and_parallel_matches(tmp_path, monkeyp
         m.setattr(MultiAnimalModel, "fit", no_fit)
         again = leave_condition_out(tree, out_dir=tmp_path / "loco", **kw)
     assert again["fits"] == first["fits"]
+    # a fit kept before the error sums were recorded is refitted (once), not read back without them
+    scores = tmp_path / "loco" / "ratC" / "B" / "scores.json"
+    old = json.loads(scores.read_text())
+    scores.write_text(json.dumps({k: v for k, v in old.items() if k != "calibration"}))
+    refitted = leave_condition_out(tree, out_dir=tmp_path / "loco", **kw)
+    assert refitted["fits"][1]["calibration"] == old["calibration"]
 
     # other settings: refused without overwrite
     with pytest.raises(OutputExistsError, match="other settings"):

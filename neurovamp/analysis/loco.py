@@ -243,7 +243,9 @@ def fit_and_score(
 
     folder = None if out_dir is None else fit_dir(out_dir, animal, condition)
     if folder is not None and (folder / _SCORES).is_file():
-        return json.loads((folder / _SCORES).read_text(encoding="utf-8"))
+        done = json.loads((folder / _SCORES).read_text(encoding="utf-8"))
+        if CALIBRATION_KEY in done:  # fits kept before neurovamp recorded the error sums are refitted
+            return done
     reduced, held = hide_condition(tree, animal, by, condition)
     paired = pair(reduced)
     model = MultiAnimalModel(config=ModelConfig.from_dict(dict(model_config)), seed=seed, device="cpu")
@@ -320,7 +322,8 @@ def leave_condition_out(
         pairing's filters and conditions) take part.
     out_dir
         Folder keeping every finished fit's ``scores.json``: a re-run skips them (and an
-        interrupted fit resumes from its checkpoint). None: nothing is kept.
+        interrupted fit resumes from its checkpoint; a fit kept without the ``calibration``
+        sums, by neurovamp before they were recorded, is refitted). None: nothing is kept.
     conditions, animals
         Restrict the fits (see :func:`loco_tasks`).
     jobs
