@@ -26,7 +26,19 @@ Scores per (model, seed) (definitions in ``DESIGN.md``, "Metrics", and
     odors it smelled: the generic prediction of a lab with unlimited trials);
 ``coverage`` / ``coverage_posterior``
     :func:`~neurovamp.analysis.metrics.band_coverage` of the 95 % band ``rates_lo``/``rates_hi``
-    and of the posterior-only band over the true rates, with the median band width (Hz);
+    with the model error measured in-sample (band ``"predictive"``) and of the posterior-only
+    band over the true rates, with the median band width (Hz);
+``coverage_loco_pP`` / ``band_width_loco_pP_hz``
+    the same for the calibrated band (``"predictive-loco"``): the model error measured by
+    leave-one-condition-out fits of the target (each odor it smelled hidden from it in turn,
+    the same defaults and seed; :mod:`neurovamp.analysis.calibration`), with the error
+    variance scaled by rate**P, P = 0, 1, 2 (what was tried; the acceptance line uses
+    neurovamp's default ``RATE_POWER``); ``coverage_loco_pP_top`` on the third of the
+    units with the highest true rate (where a band of one width for every unit fails);
+    ``coverage_oracle_scale``: the default error model with its scale fitted on this very
+    condition's true error (is the shape right when the level is?) and ``loco_scale_ratio``
+    the LOCO scale over that oracle scale (> 1: LOCO overstates this condition's error);
+    ``loco_seconds`` the LOCO fits' time;
 ``alignment``
     ``metrics.json``'s ``alignment.mean_r2`` (cross-validated linear alignment) and
     ``identity_mean_r2`` (no map).
@@ -38,6 +50,8 @@ re-chooses the defaults) can call them with its own ``model_kwargs`` / ``fit_kwa
 Command that produced ``results/impute_truth.md`` (see that file)::
 
     OMP_NUM_THREADS=1 python benchmarks/impute_truth.py --seeds 0 1 2 --models mmvm independent
+
+(``--no-loco`` skips the leave-one-condition-out fits and their columns.)
 """
 
 from __future__ import annotations
@@ -92,7 +106,8 @@ def missing_case(sim) -> tuple[str, str]:
     return rat, odors[0]
 
 
-def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0, n_trials: int = 200) -> dict[str, Any]:
+def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0, n_trials: int = 200,
+                loco: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Scores of one fitted model on the simulation's withheld (rat, odor).
 
     Parameters
@@ -109,6 +124,9 @@ def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0,
         Seed of the draws and of the fresh Poisson trials.
     n_trials
         Fresh trials drawn from the true rates for bits/spike.
+    loco
+        Leave-one-condition-out results of the target (:func:`loco_fits`) for the
+        calibrated band's columns; None: without them.
 
     Returns
     -------
@@ -151,15 +169,54 @@ def score_model(model: Any, sim, paired, *, n_samples: int = 200, seed: int = 0,
     if "rates_posterior_lo" in result:
         row["coverage_posterior"] = band_coverage(result["rates_posterior_lo"].values,
                                                   result["rates_posterior_hi"].values, truth)
+    if loco is not None and n_samples:
+        from neurovamp.analysis.calibration import RATE_FLOOR_HZ, RATE_POWER, LocoErrorModel, model_error_from_loco
+
+        for power in (0, 1, 2):
+            error = model_error_from_loco(loco, rat, result["unit"].values, power=power)
+            banded = impute_condition_mean(model, paired, target=rat, condition={DATA["label"]: odor},
+                                           n_samples=n_samples, level=LEVEL, seed=seed, model_error=error)
+            row[f"coverage_loco_p{power}"] = band_coverage(banded["rates_lo"].values, banded["rates_hi"].values, truth)
+            top = np.argsort(truth.mean(axis=1))[-max(1, truth.shape[0] // 3):]  # busiest third of the units
+            row[f"coverage_loco_p{power}_top"] = band_coverage(banded["rates_lo"].values[top],
+                                                               banded["rates_hi"].values[top], truth[top])
+            row[f"band_width_loco_p{power}_hz"] = float(np.median(banded["rates_hi"].values - banded["rates_lo"].values))
+        # the same error model with its scale k fitted on the truth of this very condition: how well the
+        # shape (variance ∝ rate**RATE_POWER) does when the level is right; loco_scale_ratio = k_LOCO / k_truth
+        loco_k = model_error_from_loco(loco, rat, result["unit"].values).scale
+        oracle_k = float(((imputed - truth) ** 2).sum() / (np.maximum(imputed, RATE_FLOOR_HZ) ** RATE_POWER).sum())
+        oracle = LocoErrorModel(rat, oracle_k, RATE_POWER, RATE_FLOOR_HZ, [odor], [], truth.size, 0.0)
+        banded = impute_condition_mean(model, paired, target=rat, condition={DATA["label"]: odor},
+                                       n_samples=n_samples, level=LEVEL, seed=seed, model_error=oracle)
+        row["coverage_oracle_scale"] = band_coverage(banded["rates_lo"].values, banded["rates_hi"].values, truth)
+        row["loco_scale_ratio"] = loco_k / oracle_k if oracle_k > 0 else float("nan")
     alignment = alignment_entry(evaluate_alignment(model, paired, by=DATA["label"]))
     row["alignment_mean_r2"] = alignment["mean_r2"]
     row["alignment_identity_mean_r2"] = alignment.get("identity_mean_r2")
     return row
 
 
+def loco_fits(model: Any, sim, seed: int, fit_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Leave-one-condition-out fits of the withheld rat (every odor it smelled, in turn).
+
+    Same data, pairing, model settings (``model.config``), fit options and seed as the
+    benchmark's fit of ``model``.
+    """
+    import functools
+
+    from neurovamp.analysis.loco import leave_condition_out
+    from neurovamp.data.pairing import pair_trials
+
+    rat, _ = missing_case(sim)
+    pair = functools.partial(pair_trials, by=DATA["label"], strategy="resample", window=DATA["window"],
+                             stride=DATA["stride"], seed=seed)
+    return leave_condition_out(_tree(sim), by=DATA["label"], pair=pair, model_config=model.config.to_dict(),
+                               training=dict(fit_kwargs or {}), seed=seed, animals=[rat], progress=False)
+
+
 def run_case(model_name: str, seed: int, *, size: str = "small", model_kwargs: Mapping[str, Any] | None = None,
              fit_kwargs: Mapping[str, Any] | None = None, sim_overrides: Mapping[str, Any] | None = None,
-             n_samples: int = 200) -> dict[str, Any]:
+             n_samples: int = 200, loco: bool = True) -> dict[str, Any]:
     """Simulate (seed), pair, fit ``model_name`` (seed) and score it.
 
     Parameters
@@ -174,6 +231,9 @@ def run_case(model_name: str, seed: int, *, size: str = "small", model_kwargs: M
         :class:`~neurovamp.simulate.SimulationConfig` fields to change.
     n_samples
         Posterior draws of the band.
+    loco
+        Also fit the leave-one-condition-out models of the target for the calibrated
+        band (:func:`loco_fits`).
 
     Returns
     -------
@@ -190,7 +250,15 @@ def run_case(model_name: str, seed: int, *, size: str = "small", model_kwargs: M
     model = MultiAnimalModel(model_name, seed=seed, device="cpu", **dict(model_kwargs or {}))
     model.fit(paired, progress=False, **dict(fit_kwargs or {}))
     fit_seconds = time.perf_counter() - start
-    row = {"model": model_name, "seed": seed, "size": size, **score_model(model, sim, paired, n_samples=n_samples, seed=seed)}
+    loco_result, loco_seconds = None, None
+    if loco:
+        start = time.perf_counter()
+        loco_result = loco_fits(model, sim, seed, fit_kwargs)
+        loco_seconds = round(time.perf_counter() - start, 1)
+    row = {"model": model_name, "seed": seed, "size": size,
+           **score_model(model, sim, paired, n_samples=n_samples, seed=seed, loco=loco_result)}
+    if loco_seconds is not None:
+        row["loco_seconds"] = loco_seconds
     row.update(fit_seconds=round(fit_seconds, 1), epochs_run=model.fit_info_.get("epochs_run"),
                best_epoch=model.fit_info_.get("best_epoch"))
     return row
@@ -199,14 +267,14 @@ def run_case(model_name: str, seed: int, *, size: str = "small", model_kwargs: M
 def run_benchmark(models: Sequence[str] = ("mmvm", "independent"), seeds: Sequence[int] = (0, 1, 2), *,
                   size: str = "small", model_kwargs: Mapping[str, Any] | None = None, fit_kwargs: Mapping[str, Any] | None = None,
                   sim_overrides: Mapping[str, Any] | None = None, n_samples: int = 200,
-                  progress: bool = True) -> pd.DataFrame:
+                  progress: bool = True, loco: bool = True) -> pd.DataFrame:
     """The benchmark table: one row per model and seed.
 
     Parameters
     ----------
     models, seeds
         What to run.
-    model_kwargs, fit_kwargs, sim_overrides, n_samples
+    model_kwargs, fit_kwargs, sim_overrides, n_samples, loco
         As in :func:`run_case` (the same for every model).
     progress
         Print a line per fit.
@@ -219,7 +287,7 @@ def run_benchmark(models: Sequence[str] = ("mmvm", "independent"), seeds: Sequen
     for name in models:
         for seed in seeds:
             row = run_case(name, seed, size=size, model_kwargs=model_kwargs, fit_kwargs=fit_kwargs,
-                           sim_overrides=sim_overrides, n_samples=n_samples)
+                           sim_overrides=sim_overrides, n_samples=n_samples, loco=loco)
             rows.append(row)
             if progress:
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
@@ -260,10 +328,32 @@ def checks(table: pd.DataFrame, reference: str = "mmvm", baseline: str = "indepe
             wins = int((ref[col] > 0).sum())
             out.append(f"- Beats {what} in bits/spike: {'yes' if wins == n else 'not on every seed'} "
                        f"({stat(col)} bits/spike relative to it; > 0 on {wins} of {n} seeds).")
+    from neurovamp.analysis.calibration import RATE_POWER
+
+    col = f"coverage_loco_p{RATE_POWER}"
+    if col in ref and ref[col].notna().all():
+        cov = ref[col].astype(float)
+        inside = int(((cov >= 0.90) & (cov <= 0.98)).sum())
+        met = inside == n and 0.90 <= cov.mean() <= 0.98
+        tried = "; ".join(f"rate**{p}: {stat(f'coverage_loco_p{p}')}" for p in (0, 1, 2)
+                          if f"coverage_loco_p{p}" in ref)
+        out.append(f"- 95 % band (model error from leave-one-condition-out, neurovamp's default: variance "
+                   f"∝ rate**{RATE_POWER}) covers the truth 90-98 % of the time: {'met' if met else 'not met'} "
+                   f"(coverage {stat(col)}, {inside} of {n} seeds inside; median width "
+                   f"{stat(f'band_width_loco_p{RATE_POWER}_hz')} Hz; all scalings tried: {tried}).")
+        tops = "; ".join(f"rate**{p}: {stat(f'coverage_loco_p{p}_top')}" for p in (0, 1, 2)
+                         if f"coverage_loco_p{p}_top" in ref)
+        if tops:
+            out.append(f"- The same band on the busiest third of the units (highest true rate): {tops}.")
+        if "coverage_oracle_scale" in ref:
+            out.append(f"- With the error scale fitted on the imputed condition's true error (oracle level, same "
+                       f"shape) the band covers {stat('coverage_oracle_scale')}; the LOCO scale is "
+                       f"{stat('loco_scale_ratio')} times that oracle scale.")
     if "coverage" in ref:
         inside = int(((ref["coverage"] >= 0.90) & (ref["coverage"] <= 0.98)).sum())
-        out.append(f"- 95 % band covers the truth 90-98 % of the time: {'met' if inside == n else 'not met'} "
-                   f"(coverage {stat('coverage')}; the latent posterior alone {stat('coverage_posterior')}).")
+        out.append(f"- 95 % band with the in-sample model error covers the truth 90-98 % of the time: "
+                   f"{'met' if inside == n else 'not met'} (coverage {stat('coverage')}; the latent posterior "
+                   f"alone {stat('coverage_posterior')}).")
     if baseline in set(table["model"]):
         base = table[table["model"] == baseline]
         for col, what in (("alignment_mean_r2", "cross-validated linear alignment"),
@@ -329,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="small", help="experiment size (see SIZES)")
     parser.add_argument("--name", default="impute_truth", help="results file stem")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-loco", action="store_true",
+                        help="skip the leave-one-condition-out fits (and the calibrated band's columns)")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild results/NAME.md from the rows of the last run recorded in results/NAME.jsonl")
     args = parser.parse_args(argv)
@@ -343,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     torch.set_num_threads(1)
     start = time.perf_counter()
-    table = run_benchmark(args.models, args.seeds, size=args.size, n_samples=args.samples)
+    table = run_benchmark(args.models, args.seeds, size=args.size, n_samples=args.samples, loco=not args.no_loco)
     meta = {
         "machine": f"{platform.platform()}, {platform.processor() or 'cpu'}",
         "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -269,6 +270,39 @@ def test_band_covers_the_true_rate_far_more_often_than_the_posterior_alone(model
     posterior_only = band_coverage(result["rates_posterior_lo"], result["rates_posterior_hi"], true_e)
     assert posterior_only < 0.2 and covered > 0.35 and covered > 3 * posterior_only, (covered, posterior_only)
     assert bool((result["rates_lo"] <= result["rates_posterior_lo"] + 1e-9).mean() > 0.9)  # wider, not shifted
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("NEUROVAMP_SLOW") != "1", reason="set NEUROVAMP_SLOW=1 to run (4 refits, ~50 s)")
+def test_loco_band_covers_the_true_rate_more_often_than_the_in_sample_band(model, paired, tree, truth):
+    """The calibrated band: model error from leave-one-condition-out fits of rat3 (A-D hidden in turn).
+
+    Same settings as the module's small linear model. Measured when written (seed 0): the
+    in-sample band covers rat3's true odor-E rates in 48 % of the bins, the LOCO band in 76 %
+    (rate**0 / rate**2 scalings: 74 % / 76 %). Still short of 95 % because this barely trained
+    model imputes E five times worse than the odors A-D held out of it (LOCO scale 0.61 vs 3.15
+    fitted on E's true error, which would cover 96 %). With neurovamp's default MMVM on the
+    simulator's default kind the LOCO band covers 96-100 % (benchmarks/results/impute_truth.md).
+    """
+    import functools
+
+    from neurovamp.analysis.loco import leave_condition_out
+
+    loco = leave_condition_out(
+        tree, by="odor", pair=functools.partial(pair_trials, by="odor", strategy="resample", window=5, stride=1,
+                                                seed=0),
+        model_config=model.config.to_dict(), training=dict(epochs=30, batch_size=128, lr=1e-2, patience=None),
+        seed=0, animals=["rat3"], progress=False)
+    result = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=200,
+                                   model_error=loco)
+    assert result.attrs["band"] == "predictive-loco" and result.attrs["model_error_conditions"] == "A,B,C,D"
+    in_sample = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"}, n_samples=200)
+    true_e = truth("rat3", "E")
+    covered = band_coverage(result["rates_lo"], result["rates_hi"], true_e)
+    before = band_coverage(in_sample["rates_lo"], in_sample["rates_hi"], true_e)
+    assert covered > 0.65 and covered > before + 0.2, (covered, before)
+    assert float((result["rates_hi"] - result["rates_lo"]).median()) > float(
+        (in_sample["rates_hi"] - in_sample["rates_lo"]).median())
 
 
 def test_model_error_sd_by_hand(model, paired):

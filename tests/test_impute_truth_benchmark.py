@@ -30,6 +30,9 @@ def test_run_benchmark_returns_one_scored_row_per_model_and_seed(bench):
     for key in ("coverage", "coverage_posterior"):
         assert 0.0 <= row[key] <= 1.0
     assert row["coverage"] >= row["coverage_posterior"] - 0.05  # the model error widens the band
+    for key in ("coverage_loco_p0", "coverage_loco_p1", "coverage_loco_p2", "coverage_oracle_scale"):
+        assert 0.0 <= row[key] <= 1.0  # the LOCO-calibrated band (rat3's four smelled odors refitted)
+    assert row["loco_scale_ratio"] > 0 and row["loco_seconds"] > 0
     for key in ("r", "generic_r", "cond_r", "true_generic_r"):
         assert -1.0 <= row[key] <= 1.0
     assert np.isfinite(row["bps_vs_generic"]) and np.isfinite(row["alignment_identity_mean_r2"])

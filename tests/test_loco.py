@@ -17,7 +17,7 @@ from neurovamp.analysis.loco import (
     loco_tasks,
 )
 from neurovamp.cli import main
-from neurovamp.data.dataset import make_dataset
+from neurovamp.data.dataset import get_modality, make_dataset
 from neurovamp.data.modality import make_modality
 from neurovamp.data.pairing import pair_trials
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
@@ -86,7 +86,6 @@ def test_tasks_and_hiding():
     with pytest.raises(ConfigError, match="unknown animal"):
         loco_tasks(tree, "odor", animals=["nobody"])
     reduced, held = hide_condition(tree, "ratA", "odor", "B")
-    from neurovamp.data.dataset import get_modality
 
     assert held.sizes["trial"] == 10 and set(held["odor"].values) == {"B"}
     assert "B" not in set(get_modality(reduced, "ratA")["odor"].values)
@@ -101,6 +100,11 @@ def test_leave_condition_out_runs_resumes_and_parallel_matches(tmp_path, monkeyp
     for fit in first["fits"]:
         assert fit["n_trials"] == 10 and np.isfinite([fit["bps_generic"], fit["r"], fit["r2"]]).all()
         assert fit["epochs_run"] == 4
+        sums = fit["calibration"]  # what the LOCO band's model error is computed from
+        n_units = get_modality(tree, "ratC").sizes["unit"]
+        assert len(sums["unit"]) == len(sums["sq_error"]) == len(sums["noise"]) == n_units
+        assert sums["n_trials"] == 10 and np.all(np.array(sums["sq_error"]) >= 0)
+        assert np.all(np.array(sums["noise"]) >= 0) and np.all(np.array(sums["rate_sum_hz"]) > 0)
     assert first["summary"]["n_fits"] == 2 and 0.0 <= first["summary"]["beats_generic"] <= 1.0
     assert (tmp_path / "loco" / "ratC" / "A" / "scores.json").is_file()
     assert not (tmp_path / "loco" / "ratC" / "A" / "checkpoints").exists()
@@ -115,6 +119,12 @@ def test_leave_condition_out_runs_resumes_and_parallel_matches(tmp_path, monkeyp
         m.setattr(MultiAnimalModel, "fit", no_fit)
         again = leave_condition_out(tree, out_dir=tmp_path / "loco", **kw)
     assert again["fits"] == first["fits"]
+    # a fit kept before the error sums were recorded is refitted (once), not read back without them
+    scores = tmp_path / "loco" / "ratC" / "B" / "scores.json"
+    old = json.loads(scores.read_text())
+    scores.write_text(json.dumps({k: v for k, v in old.items() if k != "calibration"}))
+    refitted = leave_condition_out(tree, out_dir=tmp_path / "loco", **kw)
+    assert refitted["fits"][1]["calibration"] == old["calibration"]
 
     # other settings: refused without overwrite
     with pytest.raises(OutputExistsError, match="other settings"):
@@ -140,3 +150,19 @@ def test_cli_leave_condition_out(nwb_files, tmp_path, capsys):
     assert {f["animal"] for f in fits} == {"rat3"} and len(fits) == 4  # rat3 never smelled E
     assert metrics[LOCO_KEY]["settings"]["training"]["epochs"] == 2
     assert main(args + ["--jobs", "0"]) == 2
+
+    # neurovamp impute --samples picks the LOCO results of rat3 up: the calibrated band
+    import xarray as xr
+
+    capsys.readouterr()
+    out_nc = tmp_path / "rat3_E.nc"
+    assert main(["impute", str(run), "--target", "rat3", "--condition", "odor=E", "--samples", "20",
+                 "--out", str(out_nc)]) == 0
+    assert "band: predictive-loco" in capsys.readouterr().out
+    with xr.open_dataset(out_nc, engine="h5netcdf") as ds:
+        assert ds.attrs["band"] == "predictive-loco" and ds.attrs["model_error_conditions"] == "A,B,C,D"
+        assert ds["rates_model_error_sd"].dims == ("unit", "time")
+    # rat2 has no LOCO fits: the in-sample band, said so
+    assert main(["impute", str(run), "--target", "rat2", "--condition", "odor=E", "--samples", "20",
+                 "--out", str(tmp_path / "rat2_E.nc")]) == 0
+    assert "band: predictive (model error measured in-sample" in capsys.readouterr().out

@@ -86,7 +86,26 @@ when the data hold the target's own trials of conditions the sources also have,
     0.2), a lower bound on the uncertainty.
 
 Without such trials ``rates_lo``/``rates_hi`` are the posterior-only band; attribute
-``band`` says which (``"predictive"`` or ``"posterior"``). :func:`impute` (per sample)
+``band`` says which (``"predictive"`` or ``"posterior"``).
+
+The calibrated band: model error out of sample (``band="predictive-loco"``)
+---------------------------------------------------------------------------
+The error measured on the experienced conditions is *in-sample* (the model was trained
+on them) and several times smaller than the error on a condition the target never had:
+in simulation that band covers the truth about 60 % of the time where 95 % is asked.
+Given leave-one-condition-out results (``model_error=``, from
+:func:`neurovamp.analysis.loco.leave_condition_out`, which ``neurovamp evaluate RUN
+--leave-condition-out`` writes and ``neurovamp impute`` picks up), the model error is
+measured *out of sample*: each experienced condition was hidden from the target, the
+model refitted, the condition imputed from the sources like the requested one and
+compared with the target's real trials of it. The error variance is pooled over the
+target's units and held-out conditions and scaled by the imputed rate bin by bin,
+``σ²(u, t) = k · max(rate(u, t), 0.1 Hz)``
+(:mod:`neurovamp.analysis.calibration`, which gives the reasons); ``rates_model_error_sd``
+is then ``(unit, time)``. The band says: "the true rate lies here with probability
+``level``, if the model errs on the imputed condition as it erred on conditions it never
+saw for this animal" (``benchmarks/impute_truth.py`` measures its coverage against
+simulated truth). :func:`impute` (per sample)
 returns the posterior-only band. Memory:
 :func:`impute` keeps every source's draws of the selected trials (float32,
 ``4 * K * trials * units * bins`` bytes per source) and combines them in blocks of
@@ -867,6 +886,33 @@ def _model_error_sd(
     return np.sqrt(np.maximum(squared - noise, 0.0) / n_points)
 
 
+def _given_model_error(
+    model_error: Any, target: str, template: xr.DataArray, rates: np.ndarray
+) -> tuple[np.ndarray, str, str, dict[str, Any]]:
+    """The error sd ``(unit,)`` or ``(unit, time)``, band kind, description and attributes."""
+    from neurovamp.analysis.calibration import LocoErrorModel, model_error_from_loco
+
+    units = np.asarray(template["unit"].values)
+    if isinstance(model_error, Mapping) or (isinstance(model_error, Sequence) and model_error
+                                            and isinstance(model_error[0], Mapping)):
+        found = model_error_from_loco(model_error, target, units)
+        if found is None:
+            raise DataError(f"the leave-one-condition-out results hold no fit of {target!r} with error sums "
+                            "(re-run `neurovamp evaluate RUN --leave-condition-out`)")
+        model_error = found
+    if isinstance(model_error, LocoErrorModel):
+        if model_error.target != target:
+            raise ConfigError(f"model_error was measured on {model_error.target!r}, not on the target {target!r}")
+        return (model_error.sd(rates), "predictive-loco",
+                "sd of the imputation error on conditions held out of the target (leave-one-condition-out)",
+                model_error.attrs())
+    sd = np.asarray(model_error, dtype=np.float64)
+    if sd.shape not in (rates.shape[:1], rates.shape) or not np.isfinite(sd).all() or (sd < 0).any():
+        raise ConfigError(f"model_error must be finite sds >= 0 of shape {rates.shape[:1]} or {rates.shape} "
+                          f"(unit[, time]), got shape {sd.shape}")
+    return sd, "predictive-given", "sd of the imputation error (given)", {}
+
+
 def impute_condition_mean(
     model: Any,
     data: PairedData | xr.DataTree,
@@ -879,6 +925,7 @@ def impute_condition_mean(
     n_samples: int = 0,
     level: float = 0.95,
     seed: int = 0,
+    model_error: Any = None,
 ) -> xr.Dataset:
     """Condition-averaged imputed rates of ``target`` ``(unit, time)`` with uncertainty.
 
@@ -897,6 +944,15 @@ def impute_condition_mean(
         Credible level of the band, strictly between 0 and 1.
     seed
         Seed of the posterior draws.
+    model_error
+        The model error of the band (``n_samples > 0``). None (default): measured
+        in-sample on the target's experienced conditions (band ``"predictive"``, see the
+        module docstring). Out of sample, from leave-one-condition-out fits (band
+        ``"predictive-loco"``, the calibrated one): a
+        :class:`~neurovamp.analysis.calibration.LocoErrorModel` or a
+        :func:`~neurovamp.analysis.loco.leave_condition_out` result holding fits of
+        ``target`` (:func:`~neurovamp.analysis.calibration.model_error_from_loco`). Or
+        the error sd in Hz, ``(unit,)`` or ``(unit, time)`` (band ``"predictive-given"``).
 
     Returns
     -------
@@ -913,8 +969,11 @@ def impute_condition_mean(
         imputed condition mean (each draw averaged over trials and combined over sources
         like ``rates``; with the model error added when the data allow, see the module
         docstring), ``rates_posterior_lo``/``rates_posterior_hi`` (latent posterior only),
-        ``rates_posterior_mean``, all in Hz, and ``rates_model_error_sd`` ``(unit,)``;
-        attribute ``band`` = ``"predictive"`` or ``"posterior"``. When the data hold the
+        ``rates_posterior_mean``, all in Hz, and ``rates_model_error_sd`` (Hz; ``(unit,)``
+        in-sample, ``(unit, time)`` from LOCO); attribute ``band`` = ``"predictive-loco"``,
+        ``"predictive"``, ``"predictive-given"`` or ``"posterior"`` (LOCO bands also carry
+        the ``model_error_*`` attributes of
+        :meth:`~neurovamp.analysis.calibration.LocoErrorModel.attrs`). When the data hold the
         target's own trials outside the condition, ``rates_generic`` ``(unit, time)``:
         the target's generic prediction (:func:`generic_rates` over the condition label's
         values, equal weight per value, the imputed values excluded), Hz, the null an
@@ -927,6 +986,8 @@ def impute_condition_mean(
     """
     combine = _check_combine(combine)
     n_draws, level = _check_sampling(n_samples, level, seed)
+    if model_error is not None and not n_draws:
+        raise ConfigError("model_error is the model error of the band: pass n_samples > 0 with it")
     mods, paired, sources, resolved, split = _prepare(model, data, target, sources, condition, split)
     preds = _source_predictions(model, mods, paired, target, sources, resolved, split, condition)
     used = [s for s in sources if s in preds]
@@ -968,8 +1029,13 @@ def impute_condition_mean(
         post_lo, post_hi = _band(combined, level)
         variables.update(_band_variables(post_lo, post_hi, combined.mean(axis=0), dims, level))
         attrs.update(_band_attrs(n_draws, level, int(seed)))
-        error_sd = _model_error_sd(model, mods, paired, target, used, resolved, split, combine,
-                                   np.asarray(template["unit"].values))
+        if model_error is None:
+            error_sd = _model_error_sd(model, mods, paired, target, used, resolved, split, combine,
+                                       np.asarray(template["unit"].values))
+            kind, what = "predictive", "sd of the imputation error on the target's experienced conditions (in-sample)"
+        else:
+            error_sd, kind, what, extra = _given_model_error(model_error, target, template, rates)
+            attrs.update(extra)
         pct = f"{100 * level:g} %"
         variables["rates_posterior_lo"] = variables["rates_lo"].copy()
         variables["rates_posterior_hi"] = variables["rates_hi"].copy()
@@ -979,7 +1045,8 @@ def impute_condition_mean(
         attrs["band"] = "posterior"
         if error_sd is not None:
             rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D6F64656C]))
-            noisy = np.maximum(combined + rng.normal(size=combined.shape) * error_sd[None, :, None], 0.0)
+            scale = error_sd[None, :, None] if error_sd.ndim == 1 else error_sd[None]
+            noisy = np.maximum(combined + rng.normal(size=combined.shape) * scale, 0.0)
             lo, hi = _band(noisy, level)
             variables["rates_lo"] = variables["rates_lo"].copy(data=lo)
             variables["rates_hi"] = variables["rates_hi"].copy(data=hi)
@@ -987,8 +1054,8 @@ def impute_condition_mean(
                 variables[f"rates_{end}"].attrs["long_name"] = (
                     f"{'lower' if end == 'lo' else 'upper'} end of the {pct} predictive band of the rate "
                     "(latent posterior + model error)")
-            variables["rates_model_error_sd"] = xr.DataArray(error_sd, dims=("unit",), attrs={
-                "units": "Hz", "long_name": "sd of the imputation error on the target's experienced conditions"})
-            attrs["band"] = "predictive"
+            variables["rates_model_error_sd"] = xr.DataArray(error_sd, dims=dims[: error_sd.ndim], attrs={
+                "units": "Hz", "long_name": what})
+            attrs["band"] = kind
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 

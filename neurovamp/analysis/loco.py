@@ -22,6 +22,12 @@ against the animal's real activity in that condition:
 PSTHs (the generic prediction and the observed condition mean) are smoothed with a
 Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real recordings.
 
+Every fit also records, under ``calibration``, per-unit sums of the (unsmoothed)
+imputation's squared difference from the held-out PSTH and of the PSTH's sampling
+variance (:func:`neurovamp.analysis.calibration.calibration_sums`): the out-of-sample
+model error that ``neurovamp impute --samples`` puts into its band
+(:func:`neurovamp.analysis.calibration.model_error_from_loco`).
+
 Scorers
 -------
 The scores are :func:`neurovamp.analysis.metrics.condition_scores` (bits/spike vs both
@@ -44,6 +50,7 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._jsonfile import json_safe, read_json, write_json
+from neurovamp.analysis.calibration import CALIBRATION_KEY, calibration_sums
 from neurovamp.analysis.metrics import condition_scores, generic_prediction, smooth_psth
 from neurovamp.data.labels import plain
 from neurovamp.errors import ConfigError, DataError
@@ -51,6 +58,8 @@ from neurovamp.errors import ConfigError, DataError
 __all__ = [
     "LOCO_KEY",
     "LOCO_DIR",
+    "CALIBRATION_KEY",
+    "read_loco_results",
     "SMOOTH_S",
     "generic_prediction",
     "condition_scores",
@@ -216,8 +225,12 @@ def fit_and_score(
     Returns
     -------
     dict
-        ``animal``, ``condition``, the scores of :func:`condition_scores`, ``epochs_run``
-        and ``best_epoch``.
+        ``animal``, ``condition``, the scores of :func:`condition_scores`, ``epochs_run``,
+        ``best_epoch`` and ``calibration``
+        (:func:`~neurovamp.analysis.calibration.calibration_sums` of the imputation
+        against the held-out trials, unsmoothed: what
+        :func:`neurovamp.analysis.calibration.model_error_from_loco` turns into the band's
+        model error).
     """
     from neurovamp.analysis.impute import impute_condition_mean
     from neurovamp.models.config import ModelConfig
@@ -225,7 +238,9 @@ def fit_and_score(
 
     folder = None if out_dir is None else fit_dir(out_dir, animal, condition)
     if folder is not None and (folder / _SCORES).is_file():
-        return read_json(folder / _SCORES, what="leave-one-condition-out scores file")
+        done = read_json(folder / _SCORES, what="leave-one-condition-out scores file")
+        if CALIBRATION_KEY in done:  # fits kept before neurovamp recorded the error sums are refitted
+            return done
     reduced, held = hide_condition(tree, animal, by, condition)
     paired = pair(reduced)
     model = MultiAnimalModel(config=ModelConfig.from_dict(dict(model_config)), seed=seed, device="cpu")
@@ -249,7 +264,8 @@ def fit_and_score(
     scores = condition_scores(rates[:, ok], generic[:, ok], counts[:, :, ok], generic_pred=halves[0][:, ok],
                               generic_obs=halves[1][:, ok], sigma_bins=sigma)
     row = {"animal": animal, "condition": plain(condition), **scores,
-           "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"])}
+           "epochs_run": int(model.fit_info_["epochs_run"]), "best_epoch": int(model.fit_info_["best_epoch"]),
+           CALIBRATION_KEY: calibration_sums(rates[:, ok] / bin_size, counts[:, :, ok] / bin_size, units)}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / _SCORES, row, overwrite=True, default=str)
@@ -298,7 +314,8 @@ def leave_condition_out(
         pairing's filters and conditions) take part.
     out_dir
         Folder keeping every finished fit's ``scores.json``: a re-run skips them (and an
-        interrupted fit resumes from its checkpoint). None: nothing is kept.
+        interrupted fit resumes from its checkpoint; a fit kept without the ``calibration``
+        sums, by neurovamp before they were recorded, is refitted). None: nothing is kept.
     conditions, animals
         Restrict the fits (see :func:`loco_tasks`).
     jobs
@@ -431,3 +448,29 @@ def summarise(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     gen = gen[np.isfinite(gen)]
     out["beats_generic"] = float((gen > 0).mean()) if gen.size else float("nan")
     return out
+
+
+def read_loco_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """The leave-one-condition-out results ``neurovamp evaluate RUN --leave-condition-out`` wrote.
+
+    Parameters
+    ----------
+    run_dir
+        A run folder.
+
+    Returns
+    -------
+    dict or None
+        ``metrics.json``'s ``leave_condition_out`` entry, or None when there is none.
+
+    Raises
+    ------
+    DataError
+        If ``metrics.json`` is not readable JSON.
+    """
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        return None
+    metrics = read_json(path, what="metrics file")
+    entry = metrics.get(LOCO_KEY) if isinstance(metrics, dict) else None
+    return entry if isinstance(entry, dict) and entry.get("fits") else None

@@ -62,9 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Beside them rates_generic: ANIMAL's own mean rate over the conditions it has (the other "
             "values of the condition's label), the null an imputation must beat to add information. "
             "With --samples N, also a --level band for the rate: N latents per sub-window are drawn "
-            "from the sources' posteriors and each unit's model error, measured by imputing ANIMAL's "
-            "experienced conditions the same way, is added (rates_lo, rates_hi; the posterior-only "
-            "band is rates_posterior_lo/hi, the mean over draws rates_posterior_mean)."
+            "from the sources' posteriors and the model error is added (rates_lo, rates_hi; the "
+            "posterior-only band is rates_posterior_lo/hi, the mean over draws rates_posterior_mean). "
+            "The model error is measured out of sample when RUN holds leave-one-condition-out results "
+            "of ANIMAL (`neurovamp evaluate RUN --leave-condition-out`; attribute band="
+            "'predictive-loco', the calibrated band), else in-sample on ANIMAL's experienced "
+            "conditions (band='predictive', too narrow for a condition ANIMAL never had)."
         ),
         epilog="example (rat3 never smelled odor E):\n\n"
                "  neurovamp impute runs/mmvm --target rat3 --condition odor=E --samples 200 --out rat3_E.nc",
@@ -210,9 +213,16 @@ def impute_command(args: argparse.Namespace) -> int:
     check_can_write(out.parent)
     model, paired, _ = load_run(run_dir, device=args.device, data_dir=args.data_dir)
     split = None if args.split == "all" else args.split
+    model_error = None
+    if args.samples:
+        from neurovamp.analysis.calibration import model_error_from_loco
+        from neurovamp.analysis.loco import read_loco_results
+
+        loco = read_loco_results(run_dir)
+        model_error = None if loco is None else model_error_from_loco(loco, args.target)
     result = impute_condition_mean(
         model, paired, target=args.target, sources=args.sources, condition=condition, split=split,
-        combine=args.combine, n_samples=args.samples, level=args.level, seed=args.seed,
+        combine=args.combine, n_samples=args.samples, level=args.level, seed=args.seed, model_error=model_error,
     )
     result.attrs["run"] = str(run_dir.resolve())
     with atomic_output(out, overwrite=args.overwrite) as tmp:
@@ -223,7 +233,24 @@ def impute_command(args: argparse.Namespace) -> int:
         f"imputed {args.target} ({result.sizes['unit']} units x {result.sizes['time']} bins) for {what} from "
         f"{result.attrs['n_trials_total']} trials of {result.attrs['sources']}{band}; wrote {out}"
     )
+    if args.samples:
+        print(_band_line(result, run_dir))
     return 0
+
+
+def _band_line(result: Any, run_dir: Path) -> str:
+    """One line saying which band ``neurovamp impute`` wrote as rates_lo/rates_hi."""
+    kind = result.attrs.get("band")
+    if kind == "predictive-loco":
+        return (f"band: predictive-loco (model error measured out of sample by leave-one-condition-out fits of "
+                f"{result.attrs['target']}: held-out {result.attrs['model_error_conditions']}, from "
+                f"{run_dir / 'metrics.json'})")
+    if kind == "predictive":
+        return ("band: predictive (model error measured in-sample on the target's experienced conditions: too "
+                f"narrow for a condition it never had; run `neurovamp evaluate {run_dir} --leave-condition-out` "
+                "for the calibrated band)")
+    return ("band: posterior (latent posterior alone; no experienced condition of the target to measure the model "
+            "error on)")
 
 
 def _check_band_options(args: argparse.Namespace) -> None:
