@@ -119,3 +119,24 @@ def test_pooled_scores_by_hand():
     assert pooled_r2(pred, truth) == pytest.approx(1 - 2 / 8)
     assert pooled_correlation(pred, truth) == pytest.approx(np.corrcoef([1, 2, 4], [1, 3, 5])[0, 1])
     assert np.isnan(pooled_r2(np.ones(3), np.ones(3))) and np.isnan(pooled_correlation(np.ones(3), np.arange(3.0)))
+
+
+def test_a_refused_paper_resume_changes_nothing_on_disk(tmp_path):
+    from test_paper import make_release
+
+    from neurovamp.models.config import ModelConfig
+    from neurovamp.pipelines.paper import PaperConfig, run_paper
+
+    release = make_release(tmp_path / "release")
+    run = tmp_path / "run"
+    (run / "fits").mkdir(parents=True)
+    (run / "fits" / "my_notes.txt").write_text("mine")
+    started = PaperConfig(models=("mmvm",), presets=("paper",), seeds=(0,), epochs=5, folds=2, threads=1)
+    info = {"format": "neurovamp-paper-run", "version": 1, "status": "running", "release": str(release),
+            "config": started.to_dict(), "model_defaults": ModelConfig().to_dict()}
+    (run / "paper.json").write_text(json.dumps(info))
+    before = digest(run)
+    other = PaperConfig(models=("mmvm",), presets=("paper",), seeds=(0,), epochs=2, folds=2, threads=1)
+    with pytest.raises(OutputExistsError, match=r"other settings \(epochs differ\)"):
+        run_paper(release, run, other, progress=False)
+    assert digest(run) == before
