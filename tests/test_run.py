@@ -263,3 +263,22 @@ def test_psth_figures_show_the_recorded_pre_event_baseline(fitted, monkeypatch, 
     write_evaluation(run, metrics, model=model, paired=paired, label="odor", overwrite=True, info=info)
     assert set(drawn) == set(paired.animals) and all(t[0] < 0 < t[-1] for t in drawn.values())
     assert (run / "figures" / f"psth_{paired.animals[0]}.png").is_file()
+
+
+def test_fit_run_defaults_are_the_settings_defaults():
+    """fit_run's keyword defaults are the settings classes' (recording, pairing, training): one set of values."""
+    import dataclasses
+    import inspect
+
+    from neurovamp.data.settings import PairingSettings
+    from neurovamp.io.settings import RecordingSettings
+    from neurovamp.models.training import TrainingConfig
+
+    params = inspect.signature(fit_run).parameters
+    names = {"pair_by": "by"}
+    for cls in (RecordingSettings, PairingSettings, TrainingConfig):
+        for field in dataclasses.fields(cls):
+            name = next((k for k, v in names.items() if v == field.name and cls is PairingSettings), field.name)
+            # seed/device are shared by every section; kl_warmup None = the engine's (or a resumed run's own)
+            if name in params and name not in ("seed", "device", "kl_warmup"):
+                assert params[name].default == field.default, (cls.__name__, field.name)

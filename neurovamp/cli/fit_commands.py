@@ -203,7 +203,8 @@ def fit_command(args: argparse.Namespace) -> int:
     matplotlib.use("Agg", force=False)  # loss.png is written without a display
 
     from neurovamp.io.recordings import load_recordings
-    from neurovamp.pipelines.fit import check_run_folder, coerce_label_values, fit_run, labels_to_load, parse_filters
+    from neurovamp.data.labels import coerce_label_values, labels_to_load
+    from neurovamp.pipelines.fit import check_run_folder, fit_run, parse_filters
 
     config = _model_config(args)
     filters_text = parse_filters(args.filters)  # option errors first, then "the run folder exists"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +70,9 @@ def loco_command(args: argparse.Namespace, metrics_path: Path) -> int:
     )
     metrics: dict[str, Any] = {}
     if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise DataError(f"{metrics_path}: not readable JSON ({exc}); move it away to start afresh") from exc
+        from neurovamp._jsonfile import read_json
+
+        metrics = read_json(metrics_path, what="metrics file")
     metrics[LOCO_KEY] = result
     write_metrics(metrics, metrics_path, overwrite=True)
     s = result["summary"]

@@ -27,8 +27,6 @@ so ``import neurovamp.pipelines.fit`` stays light for the CLI and nothing below 
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import math
 import os
 import shutil
 import time
@@ -41,12 +39,14 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._files import atomic_output, check_writable
-from neurovamp._jsonfile import read_versioned
+from neurovamp._jsonfile import json_safe, read_versioned
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality
 from neurovamp.io.recordings import load_recordings
-from neurovamp.data.modality import label_names
+from neurovamp.io.settings import RECORDING_DEFAULTS, RecordingSettings
+from neurovamp.data.labels import labels_to_load, parse_assignments
 from neurovamp.data.pairing import PairedData, pair_trials
+from neurovamp.data.settings import PAIRING_DEFAULTS, PairingSettings
 from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError, TrainingError
 from neurovamp.pipelines.folder import COMPLETE, RunFolder, changed_settings
 
@@ -67,14 +67,12 @@ __all__ = [
     "fit_run",
     "check_run_folder",
     "repoint_data",
-    "labels_to_load",
     "read_run_info",
     "run_folder",
     "write_run_info",
     "build_paired",
     "load_run",
     "parse_filters",
-    "coerce_label_values",
 ]
 
 RUN_FILE = "run.json"
@@ -87,104 +85,21 @@ FIGURES_DIR = "figures"
 RUN_FORMAT = "neurovamp-run"
 RUN_VERSION = 1
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
 
 
 def parse_filters(items: Iterable[str] | None) -> dict[str, list[str]]:
-    """Parse ``COL=VALUE`` options into ``{column: [value, ...]}`` (values as text).
+    """Parse ``--filter COL=VALUE`` options into ``{column: [value, ...]}`` (values as text).
 
-    Repeating a column allows several values (``odor=A odor=B``); ``COL=V1,V2`` does too.
-
-    Parameters
-    ----------
-    items
-        Option strings.
-
-    Returns
-    -------
-    dict
-        Column to the list of allowed values (text, see :func:`coerce_label_values`).
+    :func:`neurovamp.data.labels.parse_assignments` with the filter's message: repeating a
+    column allows several values (``odor=A odor=B``); ``COL=V1,V2`` does too. Type the
+    values with :func:`neurovamp.data.labels.coerce_label_values`.
 
     Raises
     ------
     ConfigError
         For an item without ``=`` or with an empty column or value.
     """
-    out: dict[str, list[str]] = {}
-    for item in items or ():
-        column, sep, value = str(item).partition("=")
-        column = column.strip()
-        if not sep or not column or not value.strip():
-            raise ConfigError(f"filter {item!r} must look like COLUMN=VALUE (e.g. correct=true or odor=A,B)")
-        values = [v.strip() for v in value.split(",") if v.strip()]
-        allowed = out.setdefault(column, [])
-        for v in values:
-            if v not in allowed:
-                allowed.append(v)
-    return out
-
-
-def _coerce_one(text: str, kind: str, label: str) -> Any:
-    if kind == "b":
-        lowered = text.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ConfigError(f"label {label!r} is true/false; cannot read {text!r} as a boolean")
-    if kind in "iu":
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"label {label!r} holds integers; cannot read {text!r} as one") from None
-    if kind == "f":
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"label {label!r} holds numbers; cannot read {text!r} as one") from None
-    return text
-
-
-def coerce_label_values(tree: xr.DataTree, label: str, texts: Sequence[str]) -> list:
-    """Convert option text to the type of a trial label (bool, int, float or str).
-
-    Parameters
-    ----------
-    tree
-        The multi-animal set the label lives in.
-    label
-        Trial label name.
-    texts
-        Values as typed on the command line (``"true"``, ``"3"``, ``"A"``).
-
-    Returns
-    -------
-    list
-        JSON-safe values comparable with the label's values.
-
-    Raises
-    ------
-    DataError
-        If no animal has the label.
-    ConfigError
-        If a text cannot be read as the label's type.
-    """
-    kinds = []
-    for animal in tree_animals(tree):
-        da = get_modality(tree, animal)
-        if label in label_names(da):
-            values = np.asarray(da[label].values)
-            kind = values.dtype.kind
-            if kind == "O" and values.size:
-                first = values.ravel()[0]
-                kind = "b" if isinstance(first, (bool, np.bool_)) else "i" if isinstance(
-                    first, (int, np.integer)) else "f" if isinstance(first, (float, np.floating)) else "U"
-            kinds.append(kind)
-    if not kinds:
-        available = sorted({n for a in tree_animals(tree) for n in label_names(get_modality(tree, a))})
-        raise DataError(f"no animal has the trial label {label!r}; available labels: {available}")
-    return [_coerce_one(str(text), kinds[0], label) for text in texts]
+    return parse_assignments(items, message="filter {item!r} must look like COLUMN=VALUE (e.g. correct=true or odor=A,B)")
 
 
 def write_run_info(run_dir: str | os.PathLike, info: Mapping[str, Any]) -> Path:
@@ -329,32 +244,12 @@ def repoint_data(info: Mapping[str, Any], data_dir: str | os.PathLike) -> dict[s
 
 def _load_tree(data: Mapping[str, Any]) -> xr.DataTree:
     """Load the recordings as the ``data`` section of a run description says."""
-    return load_recordings(
-        [Path(p) for p in data["paths"]],
-        event=data["event"],
-        window=tuple(data["window"]),
-        bin_size=float(data["bin_size"]),
-        labels=data.get("labels"),
-        allow_silent_units=bool(data.get("allow_silent_units", False)),
-        drop_missing_events=bool(data.get("drop_missing_events", False)),
-        **dict(data.get("recording") or {}),
-    )
+    return load_recordings([Path(p) for p in data["paths"]], **RecordingSettings.from_json(data).load_kwargs())
 
 
 def _pair(tree: xr.DataTree, pairing: Mapping[str, Any]) -> PairedData:
     """Pair the trials of ``tree`` as the ``pairing`` section of a run description says."""
-    return pair_trials(
-        tree,
-        by=pairing["by"],
-        strategy=pairing["strategy"],
-        filters=pairing.get("filters"),
-        conditions=pairing.get("conditions"),
-        split=tuple(pairing["split"]),
-        seed=int(pairing["seed"]),
-        window=pairing.get("window"),
-        stride=int(pairing.get("stride", 1)),
-        **({"pair_bins": int(pairing["pair_bins"])} if pairing.get("pair_bins") is not None else {}),
-    )
+    return pair_trials(tree, **PairingSettings.from_json(pairing).pair_kwargs())
 
 
 def build_paired(info: Mapping[str, Any]) -> PairedData:
@@ -484,40 +379,6 @@ def load_run(
 
 
 # --------------------------------------------------------------------------- writing a run
-def labels_to_load(
-    labels: str | Sequence[str] | None, pair_by: str, filter_labels: Iterable[str] = ()
-) -> list[str] | None:
-    """Trial labels a fit loads: the chosen ones plus those pairing and filtering need.
-
-    Parameters
-    ----------
-    labels
-        Labels asked for; ``None`` loads every trials column.
-    pair_by
-        The label trials are paired on.
-    filter_labels
-        Labels the filters select on.
-
-    Returns
-    -------
-    list of str or None
-        ``labels`` + ``pair_by`` + ``filter_labels`` without repeats (``None`` when
-        ``labels`` is ``None``).
-
-    Raises
-    ------
-    ConfigError
-        If a label is not text.
-    """
-    if labels is None:
-        return None
-    wanted = [labels] if isinstance(labels, str) else list(labels)
-    bad = [label for label in wanted if not isinstance(label, str)]
-    if bad:
-        raise ConfigError(f"labels must be trials column names (text), got {bad!r}")
-    return list(dict.fromkeys([*wanted, pair_by, *filter_labels]))
-
-
 def check_run_folder(out: str | os.PathLike, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Check that a fit may write (or continue) the run folder ``out``.
 
@@ -601,115 +462,18 @@ def _status(run_dir: Path) -> str | None:
         return None
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with numpy scalars as Python scalars and tuples as lists (JSON-ready)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _value_list(name: str, value: Any) -> list:
-    """One value or a sequence of them, as a list of JSON scalars (text, numbers, booleans)."""
-    values = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Iterable) else list(value)
-    values = [_plain(v) for v in values]
-    bad = [v for v in values if not isinstance(v, (str, bool, int, float))]
-    if bad or not values:
-        raise ConfigError(f"{name} must be a label value or a list of them (text, numbers, true/false), got {value!r}")
-    return values
-
-
-def _filters_setting(filters: Mapping[str, Any] | None) -> dict[str, list] | None:
-    if filters is None:
-        return None
-    if not isinstance(filters, Mapping):
-        raise ConfigError(
-            f"filters must be a mapping label -> allowed value(s), e.g. {{'correct': [True]}}, got {filters!r}"
-        )
-    out = {}
-    for label, allowed in filters.items():
-        if not isinstance(label, str):
-            raise ConfigError(f"filters: label names must be text, got {label!r}")
-        out[label] = _value_list(f"filters[{label!r}]", allowed)
-    return out or None
-
-
-def _numbers(name: str, values: Any, n: int) -> list[float]:
-    try:
-        numbers = [] if isinstance(values, (str, bytes)) else [float(v) for v in values]
-    except (TypeError, ValueError):
-        numbers = []
-    if len(numbers) != n or not all(math.isfinite(v) for v in numbers):
-        raise ConfigError(f"{name} must be {n} finite numbers, got {values!r}")
-    return numbers
-
-
-def _data_settings(
-    paths: str | os.PathLike | Sequence[str | os.PathLike],
-    *,
-    event: str,
-    window: Sequence[float],
-    bin_size: float,
-    labels: str | Sequence[str] | None,
-    allow_silent_units: bool,
-    drop_missing_events: bool,
-    pair_by: str,
-    filters: Mapping[str, list] | None,
-    recording: Mapping[str, Any] | None = None,
+def _run_settings(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], *, recording: RecordingSettings,
+    pairing: PairingSettings,
 ) -> dict[str, Any]:
-    """The ``data`` section of run.json (absolute paths, loaded labels, other recording options)."""
+    """The ``data`` and ``pairing`` sections of run.json (absolute paths; the settings' JSON)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     try:
         resolved = [str(Path(p).resolve()) for p in paths]
     except TypeError:
         raise ConfigError(f"paths must be NWB files and/or saved datasets (.nc), got {paths!r}") from None
-    if not isinstance(event, str):
-        raise ConfigError(f"event must be the name of a trials column, got {event!r}")
-    return {
-        "paths": resolved,
-        "event": event,
-        "window": _numbers("window", window, 2),
-        "bin_size": _numbers("bin_size", [bin_size], 1)[0],
-        "labels": labels_to_load(labels, pair_by, filters or ()),
-        "allow_silent_units": bool(allow_silent_units),
-        "drop_missing_events": bool(drop_missing_events),
-        "recording": _plain(dict(recording or {})),
-    }
-
-
-def _pairing_settings(
-    *,
-    pair_by: str,
-    strategy: str,
-    filters: Mapping[str, list] | None,
-    conditions: Sequence[Any] | None,
-    split: Sequence[float],
-    seed: int,
-    subwindow: int | None,
-    stride: int,
-    pair_bins: int | None = None,
-) -> dict[str, Any]:
-    """The ``pairing`` section of run.json (values checked further by ``pair_trials``)."""
-    if subwindow is None and stride != 1:
-        raise ConfigError(
-            f"stride (CLI: --stride) is the step between sub-windows and needs subwindow (CLI: --subwindow); "
-            f"got stride={stride!r} with whole trials"
-        )
-    return {
-        "by": pair_by,
-        "strategy": strategy,
-        "filters": filters,
-        "conditions": None if conditions is None else _value_list("conditions", conditions),
-        "split": _numbers("split", split, 3),
-        "seed": _plain(seed),
-        "window": _plain(subwindow),
-        "stride": _plain(stride),
-        "pair_bins": _plain(pair_bins),
-    }
+    return {"data": {"paths": resolved, **recording.to_json()}, "pairing": pairing.to_json()}
 
 
 def _training_settings(
@@ -724,7 +488,7 @@ def _training_settings(
         raise ConfigError(
             f"patience (CLI: --patience) must be an integer >= 0 (0 or None: no early stopping), got {patience!r}"
         )
-    training = _plain({
+    training = json_safe({
         "epochs": epochs,
         "batch_size": batch_size,
         "lr": lr,
@@ -739,20 +503,12 @@ def _training_settings(
     return training
 
 
-def _json_ready(info: dict[str, Any]) -> dict[str, Any]:
-    """``info`` as it reads back from run.json (so a resumed run compares like with like)."""
-    try:
-        return json.loads(json.dumps(_plain(info)))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"run settings must be text, numbers, true/false or lists of them ({exc})") from None
-
-
 def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Mapping[str, Any], *, seed: int,
                   device: str) -> dict[str, Any]:
     """run.json of a run that is about to train (status "running")."""
     import neurovamp
 
-    return _json_ready({
+    return json_safe({
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
         "neurovamp_version": neurovamp.__version__,
@@ -763,11 +519,6 @@ def _new_run_info(settings: Mapping[str, Any], config: ModelConfig, training: Ma
         "outputs": {"model": MODEL_DIR, "history": HISTORY_FILE, "loss_plot": LOSS_PLOT, "checkpoints": CHECKPOINT_DIR},
         "status": "running",
     })
-
-
-# The value a data setting added later had in runs written before it existed.
-_LEGACY_DATA = {"drop_missing_events": False, "recording": {}}
-_LEGACY_PAIRING = {"pair_bins": None}
 
 
 def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -782,8 +533,10 @@ def _check_resumable(run_dir: Path, info: Mapping[str, Any]) -> dict[str, Any] |
 
     previous = read_run_info(run_dir)
     before = {section: dict(previous.get(section) or {}) for section in ("data", "pairing", "model")}
-    before["data"] = {**_LEGACY_DATA, **before["data"]}
-    before["pairing"] = {**_LEGACY_PAIRING, **before["pairing"]}
+    # read back through the settings, so settings added after the run was written take their defaults
+    before["data"] = {"paths": before["data"].get("paths"),
+                      **RecordingSettings.from_json(before["data"], source=run_dir / RUN_FILE).to_json()}
+    before["pairing"] = PairingSettings.from_json(before["pairing"], source=run_dir / RUN_FILE).to_json()
     # data files may have moved since (the command line names them anew): compared by file name
     names = {"before": [Path(p).name for p in before["data"].get("paths") or []],
              "now": [Path(p).name for p in info["data"].get("paths") or []]}
@@ -842,7 +595,7 @@ def _finish_run(run_dir: Path, model: MultiAnimalModel, info: dict[str, Any], se
         model.history_.to_csv(tmp, index=False)
     _write_loss_plot(model.history_, run_dir / LOSS_PLOT)
     info["status"] = COMPLETE
-    info["fit"] = _plain({**model.fit_info_, "seconds": round(seconds, 3)})
+    info["fit"] = json_safe({**model.fit_info_, "seconds": round(seconds, 3)})
     model_files = [p.relative_to(run_dir) for p in (run_dir / MODEL_DIR).rglob("*") if p.is_file()]
     run_folder(run_dir).record([n for n in _fit_outputs() if n != MODEL_DIR] + model_files,
                                legacy=_legacy_outputs(run_dir))
@@ -947,21 +700,21 @@ def fit_run(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
-    event: str = "start_time",
-    window: tuple[float, float] = (0.0, 0.5),
-    bin_size: float = 0.01,
-    labels: Sequence[str] | None = None,
-    allow_silent_units: bool = False,
-    drop_missing_events: bool = False,
+    event: str = RECORDING_DEFAULTS.event,
+    window: tuple[float, float] = RECORDING_DEFAULTS.window,
+    bin_size: float = RECORDING_DEFAULTS.bin_size,
+    labels: Sequence[str] | None = RECORDING_DEFAULTS.labels,
+    allow_silent_units: bool = RECORDING_DEFAULTS.allow_silent_units,
+    drop_missing_events: bool = RECORDING_DEFAULTS.drop_missing_events,
     recording: Mapping[str, Any] | None = None,
-    pair_by: str = "odor",
-    pair_bins: int | None = None,
-    strategy: str = "truncate",
-    filters: Mapping[str, Any] | None = None,
-    conditions: Sequence[Any] | None = None,
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15),
-    subwindow: int | None = None,
-    stride: int = 1,
+    pair_by: str = PAIRING_DEFAULTS.by,
+    pair_bins: int | None = PAIRING_DEFAULTS.pair_bins,
+    strategy: str = PAIRING_DEFAULTS.strategy,
+    filters: Mapping[str, Any] | None = PAIRING_DEFAULTS.filters,
+    conditions: Sequence[Any] | None = PAIRING_DEFAULTS.conditions,
+    split: tuple[float, float, float] = PAIRING_DEFAULTS.split,
+    subwindow: int | None = PAIRING_DEFAULTS.subwindow,
+    stride: int = PAIRING_DEFAULTS.stride,
     config: ModelConfig | None = None,
     epochs: int = 100,
     batch_size: int = 128,
@@ -1088,15 +841,14 @@ def fit_run(
         raise ConfigError(
             f"recordings must be an xarray.DataTree from load_recordings, got {type(recordings).__name__}"
         )
-    filters = _filters_setting(filters)
-    settings = {
-        "data": _data_settings(paths, event=event, window=window, bin_size=bin_size, labels=labels,
-                               allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
-                               pair_by=pair_by, filters=filters, recording=recording),
-        "pairing": _pairing_settings(pair_by=pair_by, strategy=strategy, filters=filters, conditions=conditions,
-                                     split=split, seed=seed, subwindow=subwindow, stride=stride,
-                                     pair_bins=pair_bins),
-    }
+    pairing = PairingSettings(by=pair_by, strategy=strategy, filters=filters, conditions=conditions, split=split,
+                              seed=seed, subwindow=subwindow, stride=stride, pair_bins=pair_bins)
+    reading = RecordingSettings.from_options(
+        recording, event=event, window=window, bin_size=bin_size,
+        labels=labels_to_load(labels, pair_by, pairing.filters or ()),
+        allow_silent_units=allow_silent_units, drop_missing_events=drop_missing_events,
+    )
+    settings = _run_settings(paths, recording=reading, pairing=pairing)
     if resume and kl_warmup is None:
         kl_warmup = _resumed_kl_warmup(Path(out))
     training = _training_settings(epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
