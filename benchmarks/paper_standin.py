@@ -392,6 +392,10 @@ _RAT_KEYS = ("own_heldout", "raw_heldout", "shared_heldout", "bits_per_spike", "
 _IMPUTATION_REFS = ("generic_bits_per_spike", "own_psth_bits_per_spike", "bits_per_spike_vs_generic")
 
 
+VARIANTS_MARKER = "<!-- gain stand-in variants: written by benchmarks/paper_standin.py --summarise-variants -->"
+MARKERS = (GAIN_MARKER, VARIANTS_MARKER)
+
+
 def _rat_rows(fit: Mapping) -> dict[str, dict[str, float | None]]:
     """Per-rat numbers of one paper fit record (``metrics.json`` ``fits`` entry)."""
     out = {}
@@ -458,7 +462,8 @@ def _cell(stat: tuple[float | None, float | None], digits: int = 3) -> str:
     return _fmt(stat[0], stat[1], digits)
 
 
-def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str = "neurovamp") -> str:
+def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str = "neurovamp",
+                 truth: Mapping[int, Mapping[str, float]] | None = None) -> str:
     """Markdown section of a paper run on the gain stand-in, generated from its metrics.
 
     Parameters
@@ -471,6 +476,8 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         The command that produced it (shown verbatim).
     preset
         Preset whose fits are tabulated.
+    truth
+        :func:`truth_bits_per_spike` of the run's seeds (the ceiling column).
 
     Returns
     -------
@@ -478,6 +485,9 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
     """
     fits = [f for f in metrics["fits"] if f["preset"] == preset]
     summary = gain_summary(fits)
+    truth = truth or {}
+    truth_rat = {rat: _mean_sd([truth[s][rat] for s in truth if rat in truth[s]]) for rat in metrics["data"]["rats"]}
+    truth_avg = _mean_sd([np.mean(list(t.values())) for t in truth.values()])
     config = metrics["config"]
     lines = [
         GAIN_MARKER,
@@ -509,27 +519,29 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         "the sources' odor-mean predictions), Poisson log-likelihood against each unit's flat mean rate over those "
         "trials (> 0 beats the flat rate; `bits_per_spike`); *generic* = the rat's own training-trial mean over "
         "odors as the prediction (same null); *own PSTH* = the rat's own training-trial odor means as the prediction "
-        "(what a perfect imputation could approach). Mean ± sd over seeds (sd omitted for one seed).",
+        "(an unsmoothed per-bin mean: where a unit fired no training spike in a bin it predicts 0 there); *truth* = the "
+        "stand-in's true odor-conditional rates (trial gains averaged out) as the prediction, the ceiling of an "
+        "imputation from rats that share only the odor. Mean ± sd over seeds (sd omitted for one seed).",
         "",
     ]
     for model, s in summary.items():
         lines += [
             f"### {model}",
             "",
-            "| rat | latent | raw | ratio | chance | shared | bits/spike | generic bits/spike | own PSTH bits/spike |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| rat | latent | raw | ratio | chance | shared | bits/spike | truth bits/spike | generic bits/spike | own PSTH bits/spike |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for rat, r in s["per_rat"].items():
             lines.append(
                 f"| {rat} | {_cell(r['own_heldout'])} | {_cell(r['raw_heldout'])} | {_cell(r['ratio'], 2)} | "
                 f"{_cell(r['chance'], 2)} | {_cell(r['shared_heldout'])} | {_cell(r['bits_per_spike'])} | "
-                f"{_cell(r['generic_bits_per_spike'])} | {_cell(r['own_psth_bits_per_spike'])} |"
+                f"{_cell(truth_rat.get(rat, (None, None)))} | {_cell(r['generic_bits_per_spike'])} | {_cell(r['own_psth_bits_per_spike'])} |"
             )
         a = s["average"]
         lines.append(
             f"| mean over rats | {_cell(a['own_heldout'])} | {_cell(a['raw_heldout'])} | {_cell(a['ratio'], 2)} | "
             f"{_cell(a['chance'], 2)} | {_cell(a['shared_heldout'])} | {_cell(a['bits_per_spike'])} | "
-            f"{_cell(a['generic_bits_per_spike'])} | {_cell(a['own_psth_bits_per_spike'])} |"
+            f"{_cell(truth_avg)} | {_cell(a['generic_bits_per_spike'])} | {_cell(a['own_psth_bits_per_spike'])} |"
         )
         lines += ["", "Per seed: " + "; ".join(
             f"seed {p['seed']}: latent {p['average']['own_heldout']:.3f} vs raw {p['average']['raw_heldout']:.3f} "
@@ -560,14 +572,106 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
     return "\n".join(lines) + "\n"
 
 
-def write_section(out: Path, section: str) -> None:
-    """Replace the gain stand-in's section of ``out`` (everything from :data:`GAIN_MARKER` on), atomically."""
+def truth_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0) -> dict[int, dict[str, float]]:
+    """Bits/spike of the gain stand-in's true odor-conditional rates on each seed's held-out trials.
+
+    The ceiling of an imputation from other rats (which share only the odor): the rates
+    :func:`make_gain_rat` planted given the odor, with the trial's own gains averaged out,
+    scored like ``bits_per_spike`` of ``neurovamp paper`` (test trials of the paper window,
+    each unit's flat mean rate over them as the null).
+
+    Parameters
+    ----------
+    run
+        The paper run folder (its ``nwb/`` is read).
+    seeds
+        Model seeds (each draws the split).
+    standin_seed
+        Seed the stand-in was written with.
+
+    Returns
+    -------
+    dict
+        ``{seed: {rat: bits/spike}}``.
+    """
+    from neurovamp.analysis.metrics import bits_per_spike
+    from neurovamp.paper import PaperConfig, load_paper_data, pair_paper_trials
+
+    config = PaperConfig(presets=("neurovamp",), models=("mmvm",), seeds=tuple(seeds))
+    tree = load_paper_data({rat: run / "nwb" / f"{rat}.nwb" for rat in config.rats}, config)
+    rates = {}
+    for k, rat in enumerate(UNITS):
+        rng = np.random.default_rng([standin_seed, k])
+        counts, _, rates[rat] = make_gain_rat(rat, UNITS[rat], TRIALS[rat], WINDOW_STARTS[rat], rng, return_rates=True)
+    out: dict[int, dict[str, float]] = {}
+    for seed in seeds:
+        paired = pair_paper_trials(tree, config, seed)
+        out[seed] = {}
+        for m, rat in enumerate(paired.animals):
+            rows = np.asarray(paired.modalities[rat]["trial"].values).astype(int)  # release trial index
+            test = np.asarray(paired.trial_split[rat]) == "test"
+            start = config.window_starts[rat]
+            truth = rates[rat][rows][:, :, start : start + config.window_length][test]
+            out[seed][rat] = float(bits_per_spike(truth, np.asarray(paired.counts[m], dtype=float)[test]))
+    return out
+
+
+def write_section(out: Path, section: str, marker: str = GAIN_MARKER) -> None:
+    """Replace one generated section of ``out`` (from its ``marker`` to the next marker), atomically.
+
+    The file's head (the ``--kind code`` record) is kept; the generated sections follow it
+    in the order of :data:`MARKERS`.
+    """
     text = out.read_text() if out.is_file() else ""
-    head = text.split(GAIN_MARKER)[0].rstrip("\n")
-    text = (head + "\n\n" if head else "") + section
+    positions = sorted((text.index(m), m) for m in MARKERS if m in text)
+    head = text[: positions[0][0]] if positions else text
+    sections = {}
+    for k, (pos, m) in enumerate(positions):
+        end = positions[k + 1][0] if k + 1 < len(positions) else len(text)
+        sections[m] = text[pos:end].rstrip("\n") + "\n"
+    sections[marker] = section
+    body = "\n".join(sections[m] for m in MARKERS if m in sections)
+    text = head.rstrip("\n") + "\n\n" + body if head.strip() else body
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)
+
+
+def variants_section(path: Path) -> str:
+    """Markdown table of the controlled variants in ``path`` (JSON lines of :func:`run_variants`), generated."""
+    import json
+
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    groups: dict[tuple, list] = {}
+    for rec in records:
+        groups.setdefault((rec["variant"], rec["model"]), []).append(rec)
+    rats = list(records[0]["rats"]) if records else []
+    lines = [
+        VARIANTS_MARKER,
+        "### Controlled variants (one setting changed at a time, fitted outside `neurovamp paper` as its neurovamp "
+        "preset fits)",
+        "",
+        f"`python benchmarks/paper_standin.py --kind gain --variant NAME KEY=VALUE ... --models mmvm --seeds S`; records in "
+        f"`{path.relative_to(HERE.parent) if path.is_relative_to(HERE.parent) else path}`. Same stand-in (seed 0), same "
+        "split/pairs per seed, same scores as above (held-out latent and raw decoding, rat-averaged; imputation "
+        "bits/spike per rat). `default` = neurovamp's defaults as `neurovamp paper` applies them (epochs 100, "
+        "patience 15, KL warm-up 50, batch 128, lr 1e-3). Mean ± sd over the seeds listed.",
+        "",
+        "| variant | model | seeds | latent | raw | ratio | " + " | ".join(f"bps {r}" for r in rats)
+        + " | min bps | epochs | best epoch | fit (s) |",
+        "| --- " * (10 + len(rats)) + "|",
+    ]
+    for (variant, model), group in groups.items():
+        group = sorted({g["seed"]: g for g in group}.values(), key=lambda g: g["seed"])  # last record per seed
+        cells = [_cell(_mean_sd([g[k] for g in group])) for k in ("own_heldout", "raw_heldout")]
+        cells.append(_cell(_mean_sd([g["ratio"] for g in group]), 2))
+        cells += [_cell(_mean_sd([g["rats"][r]["bits_per_spike"] for g in group])) for r in rats]
+        cells.append(_cell(_mean_sd([g["min_bits_per_spike"] for g in group])))
+        cells += [_cell(_mean_sd([g[k] for g in group]), 0) for k in ("epochs_run", "best_epoch", "fit_seconds")]
+        changes = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "neurovamp's defaults"
+        lines.append(f"| {variant} ({changes}) | {model} | {', '.join(str(g['seed']) for g in group)} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def run_gain(args: argparse.Namespace, release: Path, run: Path) -> int:
@@ -583,8 +687,9 @@ def run_gain(args: argparse.Namespace, release: Path, run: Path) -> int:
     metrics = run_paper(release, run, config, overwrite=args.overwrite, progress=True)
     seconds = time.perf_counter() - start
     command = "OMP_NUM_THREADS=1 python benchmarks/paper_standin.py " + " ".join(args.argv)
+    truth = truth_bits_per_spike(run, config.seeds, args.seed)
     for preset in config.presets:
-        section = gain_section(metrics, seconds, command, preset=preset)
+        section = gain_section(metrics, seconds, command, preset=preset, truth=truth)
         print(section)
         if args.record_gain:
             write_section(args.record, section)
@@ -749,8 +854,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="fit --models x --seeds with these ModelConfig fields / fit arguments changed "
                           "(e.g. 'warmup0 kl_warmup=0'); appends to --variants-file")
     variants.add_argument("--variants-file", type=Path, default=VARIANTS, help=f"JSON lines (default: {VARIANTS})")
+    variants.add_argument("--summarise-variants", action="store_true",
+                          help="write the variants table of --variants-file into --record and stop")
     args, rest = parser.parse_known_args(argv)
     args.argv = argv
+    if args.summarise_variants:
+        section = variants_section(args.variants_file)
+        print(section)
+        write_section(args.record, section, VARIANTS_MARKER)
+        return 0
     default = workdir.with_name(workdir.name + "-gain") if args.kind == "gain" else workdir
     args.workdir = args.workdir or default
 
