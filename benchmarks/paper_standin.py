@@ -760,6 +760,8 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
             "bits_per_spike": imp.get("bits_per_spike"), "generic_bits_per_spike": imp.get("generic_bits_per_spike"),
             "own_psth_bits_per_spike": imp.get("own_psth_bits_per_spike"),
         }
+    for m, rat in enumerate(paired.animals):  # self: the rat's own test trials through its own encoder/decoder
+        rats[rat]["self_bits_per_spike"] = _self_bits_per_spike(est, paired, m, rat)
     own = np.mean([r["own_heldout"] for r in rats.values()])
     raw = np.mean([r["raw_heldout"] for r in rats.values()])
     history = {col: [None if v != v else round(float(v), 3) for v in est.history_[col]]
@@ -774,6 +776,26 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
         "mean_bits_per_spike": float(np.mean([r["bits_per_spike"] for r in rats.values()])),
         "rats": rats,
     }
+
+
+def _self_bits_per_spike(est, paired, m: int, rat: str) -> float:
+    """Odor means of a rat's own reconstructed test trials as the prediction of those trials (bits/spike).
+
+    Scored like the cross-animal imputation (each test trial predicted by its odor's mean,
+    flat mean rate as the null), so the two differ only in where the latents come from.
+    """
+    from neurovamp.analysis.metrics import bits_per_spike
+
+    test = np.flatnonzero(np.asarray(paired.trial_split[rat]) == "test")
+    modality = paired.modalities[rat].isel(trial=test)
+    expected = np.asarray(est.generate(modality, rat, rat).transpose("trial", "unit", "time").values, dtype=float)
+    odor = np.asarray(modality["odor"].values)
+    pred = np.empty_like(expected)
+    for level in set(odor.tolist()):
+        pred[odor == level] = expected[odor == level].mean(axis=0)
+    obs = np.asarray(paired.counts[m], dtype=float)[test]
+    valid = np.all(np.isfinite(pred), axis=(0, 1))
+    return float(bits_per_spike(pred[:, :, valid], obs[:, :, valid]))
 
 
 def run_variants(args: argparse.Namespace, release: Path) -> int:
