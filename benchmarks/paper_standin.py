@@ -24,6 +24,15 @@ The stand-in
   and trial-specific 3-D Gaussian latent through another random tuning matrix, active
   over the whole trial. Counts are Poisson.
 
+The *gain* stand-in (``--kind gain``, issue 10; :func:`make_gain_rat`) has the same
+layout and trial structure but no shared code: baseline rates of 0.5-6 Hz, and in the
+first 600 ms after odor onset (release bins 200-259) each responsive unit's rate is
+multiplied by an odor-specific gain drawn for that rat's own units, with modest per-trial
+variability. It checks what ``neurovamp paper`` with neurovamp's defaults gets from
+release-like sparse data: held-out odor decoding from MMVM's latents against raw counts,
+and held-out imputation bits/spike per rat, beside the true rates' bits/spike (the
+ceiling) and a training-trial flat-rate reference.
+
 Because the odor code is shared up to each rat's tuning, a model whose latent spaces
 are aligned across rats (MMVM) lets one classifier decode the odor of every rat, while
 independent VAEs learn an arbitrary rotation/reflection per rat.
@@ -33,10 +42,16 @@ Usage::
     python benchmarks/paper_standin.py                       # write stand-in + full run
     python benchmarks/paper_standin.py --seeds 0 --jobs 2 --threads 1   # the recorded run
     python benchmarks/paper_standin.py --write-only          # only write the stand-in
+    # issue 10's stand-in, neurovamp preset, 3 models x 3 seeds (the recorded gain section):
+    OMP_NUM_THREADS=1 python benchmarks/paper_standin.py --kind gain --models mmvm moe independent \
+        --seeds 0 1 2 --jobs 2 --threads 1 --overwrite
+    # controlled MMVM variants on it (one setting changed), then their table:
+    python benchmarks/paper_standin.py --kind gain --variant beta2 beta=2.0 --models mmvm --seeds 0
+    python benchmarks/paper_standin.py --summarise-variants
 
 The stand-in (about 400 MB of float64 counts) and the run folder go to
-``$TMPDIR/neurovamp-paper-standin/`` by default (``--workdir``); only the summary is
-written into the repository. ``--overwrite`` replaces an earlier run folder.
+``$TMPDIR/neurovamp-paper-standin/`` by default (``-gain`` appended for ``--kind gain``;
+``--workdir``); only the summaries are written into the repository. ``--overwrite`` replaces an earlier run folder.
 """
 
 from __future__ import annotations
@@ -463,7 +478,7 @@ def _cell(stat: tuple[float | None, float | None], digits: int = 3) -> str:
 
 
 def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str = "neurovamp",
-                 truth: Mapping[int, Mapping[str, float]] | None = None) -> str:
+                 references: Mapping[int, Mapping[str, Mapping[str, float]]] | None = None) -> str:
     """Markdown section of a paper run on the gain stand-in, generated from its metrics.
 
     Parameters
@@ -476,8 +491,8 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         The command that produced it (shown verbatim).
     preset
         Preset whose fits are tabulated.
-    truth
-        :func:`truth_bits_per_spike` of the run's seeds (the ceiling column).
+    references
+        :func:`reference_bits_per_spike` of the run's seeds (truth and held-out flat null columns).
 
     Returns
     -------
@@ -485,9 +500,22 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
     """
     fits = [f for f in metrics["fits"] if f["preset"] == preset]
     summary = gain_summary(fits)
-    truth = truth or {}
-    truth_rat = {rat: _mean_sd([truth[s][rat] for s in truth if rat in truth[s]]) for rat in metrics["data"]["rats"]}
-    truth_avg = _mean_sd([np.mean(list(t.values())) for t in truth.values()])
+    refs = references or {}
+    rats_all = metrics["data"]["rats"]
+
+    def ref(key: str, rat: str | None = None, model: str | None = None) -> tuple[float | None, float | None]:
+        """Mean/sd over seeds of a reference (``truth``/``train_flat``), or of a model's bps against train_flat."""
+        values = []
+        for seed, by_rat in refs.items():
+            names = [rat] if rat else rats_all
+            if model is None:
+                values.append(np.mean([by_rat[r][key] for r in names]))
+            else:
+                fit = next((p for p in summary[model]["per_seed"] if p["seed"] == int(seed)), None)
+                if fit is None:
+                    continue
+                values.append(np.mean([fit["rats"][r]["bits_per_spike"] - by_rat[r]["train_flat"] for r in names]))
+        return _mean_sd(values)
     config = metrics["config"]
     lines = [
         GAIN_MARKER,
@@ -521,27 +549,33 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         "odors as the prediction (same null); *own PSTH* = the rat's own training-trial odor means as the prediction "
         "(an unsmoothed per-bin mean: where a unit fired no training spike in a bin it predicts 0 there); *truth* = the "
         "stand-in's true odor-conditional rates (trial gains averaged out) as the prediction, the ceiling of an "
-        "imputation from rats that share only the odor. Mean ± sd over seeds (sd omitted for one seed).",
+        "imputation from rats that share only the odor; *train-flat* = each unit's mean rate over the rat's training "
+        "trials, flat, as the prediction (what estimating a unit's level from training trials costs against the "
+        "in-sample flat null of ~30 test trials); *vs held-out flat* = bits/spike − train-flat, i.e. the imputation "
+        "against the training-trial flat rate as the null. Mean ± sd over seeds (sd omitted for one seed).",
         "",
     ]
     for model, s in summary.items():
         lines += [
             f"### {model}",
             "",
-            "| rat | latent | raw | ratio | chance | shared | bits/spike | truth bits/spike | generic bits/spike | own PSTH bits/spike |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| rat | latent | raw | ratio | chance | shared | bits/spike | truth | train-flat | vs held-out flat | "
+            "generic | own PSTH |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for rat, r in s["per_rat"].items():
             lines.append(
                 f"| {rat} | {_cell(r['own_heldout'])} | {_cell(r['raw_heldout'])} | {_cell(r['ratio'], 2)} | "
                 f"{_cell(r['chance'], 2)} | {_cell(r['shared_heldout'])} | {_cell(r['bits_per_spike'])} | "
-                f"{_cell(truth_rat.get(rat, (None, None)))} | {_cell(r['generic_bits_per_spike'])} | {_cell(r['own_psth_bits_per_spike'])} |"
+                f"{_cell(ref('truth', rat))} | {_cell(ref('train_flat', rat))} | {_cell(ref('', rat, model))} | "
+                f"{_cell(r['generic_bits_per_spike'])} | {_cell(r['own_psth_bits_per_spike'])} |"
             )
         a = s["average"]
         lines.append(
             f"| mean over rats | {_cell(a['own_heldout'])} | {_cell(a['raw_heldout'])} | {_cell(a['ratio'], 2)} | "
             f"{_cell(a['chance'], 2)} | {_cell(a['shared_heldout'])} | {_cell(a['bits_per_spike'])} | "
-            f"{_cell(truth_avg)} | {_cell(a['generic_bits_per_spike'])} | {_cell(a['own_psth_bits_per_spike'])} |"
+            f"{_cell(ref('truth'))} | {_cell(ref('train_flat'))} | {_cell(ref('', None, model))} | "
+            f"{_cell(a['generic_bits_per_spike'])} | {_cell(a['own_psth_bits_per_spike'])} |"
         )
         lines += ["", "Per seed: " + "; ".join(
             f"seed {p['seed']}: latent {p['average']['own_heldout']:.3f} vs raw {p['average']['raw_heldout']:.3f} "
@@ -567,18 +601,37 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
             f"{min(r['bits_per_spike'][0] for r in s['per_rat'].values()):.3f}; lowest rat per seed "
             f"{', '.join(f'{m:.3f}' for m in mins)}: **{'met' if not neg and all(m > 0 for m in mins) else 'not met'}**"
             + (f" (not above the flat rate: {', '.join(neg)})." if neg else "."),
-            "",
         ]
+        if refs:
+            held = {rat: ref("", rat, "mmvm")[0] for rat in s["per_rat"]}
+            truth_rat = {rat: ref("truth", rat)[0] for rat in s["per_rat"]}
+            flat_rat = {rat: ref("train_flat", rat)[0] for rat in s["per_rat"]}
+            lines += [
+                "- for reference (not the acceptance's null): against each unit's training-trial flat rate (a "
+                "held-out null) MMVM's imputation scores "
+                + ", ".join(f"{rat} {v:+.3f}" for rat, v in held.items())
+                + "; estimating only each unit's flat level from training trials already scores "
+                + ", ".join(f"{rat} {v:+.3f}" for rat, v in flat_rat.items())
+                + " against the in-sample flat null, and the true odor-conditional rates score "
+                + ", ".join(f"{rat} {v:+.3f}" for rat, v in truth_rat.items()) + ".",
+            ]
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
-def truth_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0) -> dict[int, dict[str, float]]:
-    """Bits/spike of the gain stand-in's true odor-conditional rates on each seed's held-out trials.
+def reference_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0) -> dict[int, dict[str, dict]]:
+    """Two references for ``neurovamp paper``'s imputation bits/spike, on each seed's held-out trials.
 
-    The ceiling of an imputation from other rats (which share only the odor): the rates
-    :func:`make_gain_rat` planted given the odor, with the trial's own gains averaged out,
-    scored like ``bits_per_spike`` of ``neurovamp paper`` (test trials of the paper window,
-    each unit's flat mean rate over them as the null).
+    Both are scored like ``bits_per_spike`` of ``neurovamp paper`` (test trials of the paper
+    window, each unit's flat mean rate over *those* trials as the null):
+
+    * ``truth``: the rates :func:`make_gain_rat` planted given the odor, with the trial's
+      own gains averaged out: the ceiling of an imputation from other rats, which share
+      only the odor;
+    * ``train_flat``: each unit's mean rate over the rat's *training* trials, flat over the
+      window: what estimating a unit's level from training data alone costs against the
+      in-sample flat null. ``bits_per_spike - train_flat`` is the imputation's bits/spike
+      against this held-out flat null (the log-likelihood difference is additive).
 
     Parameters
     ----------
@@ -592,7 +645,7 @@ def truth_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0)
     Returns
     -------
     dict
-        ``{seed: {rat: bits/spike}}``.
+        ``{seed: {rat: {"truth": bits/spike, "train_flat": bits/spike}}}``.
     """
     from neurovamp.analysis.metrics import bits_per_spike
     from neurovamp.paper import PaperConfig, load_paper_data, pair_paper_trials
@@ -612,7 +665,11 @@ def truth_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0)
             test = np.asarray(paired.trial_split[rat]) == "test"
             start = config.window_starts[rat]
             truth = rates[rat][rows][:, :, start : start + config.window_length][test]
-            out[seed][rat] = float(bits_per_spike(truth, np.asarray(paired.counts[m], dtype=float)[test]))
+            counts = np.asarray(paired.counts[m], dtype=float)
+            train = np.asarray(paired.trial_split[rat]) == "train"
+            flat = np.broadcast_to(counts[train].mean(axis=(0, 2))[None, :, None], counts[test].shape)
+            out[seed][rat] = {"truth": float(bits_per_spike(truth, counts[test])),
+                              "train_flat": float(bits_per_spike(flat, counts[test]))}
     return out
 
 
@@ -687,9 +744,9 @@ def run_gain(args: argparse.Namespace, release: Path, run: Path) -> int:
     metrics = run_paper(release, run, config, overwrite=args.overwrite, progress=True)
     seconds = time.perf_counter() - start
     command = "OMP_NUM_THREADS=1 python benchmarks/paper_standin.py " + " ".join(args.argv)
-    truth = truth_bits_per_spike(run, config.seeds, args.seed)
+    references = reference_bits_per_spike(run, config.seeds, args.seed)
     for preset in config.presets:
-        section = gain_section(metrics, seconds, command, preset=preset, truth=truth)
+        section = gain_section(metrics, seconds, command, preset=preset, references=references)
         print(section)
         if args.record_gain:
             write_section(args.record, section)
