@@ -68,10 +68,12 @@ from neurovamp.analysis.decode import (
 )
 from neurovamp.analysis.impute import _source_predictions, select_trials
 from neurovamp.analysis.metrics import (
+    NULL_SMOOTH_S,
     bits_per_spike,
     condition_specific_score,
     generic_prediction,
     psth_r2,
+    smooth_psth,
     psth_r2_by_condition,
 )
 from neurovamp.data.modality import label_names
@@ -584,12 +586,13 @@ def _imputation_one(
         train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
         train_labels = np.asarray(mods[target][label].values)[train_rows]
         train_counts = np.asarray(paired.counts[t], dtype=float)[train_rows][:, :, valid]
-        own = {lev: train_counts[train_labels == lev].mean(axis=0) for lev in set(labs.tolist())
+        sigma = NULL_SMOOTH_S / paired.bin_size
+        own = {lev: smooth_psth(train_counts[train_labels == lev].mean(axis=0), sigma) for lev in set(labs.tolist())
                if np.any(train_labels == lev)}
         if len(own) == len(set(labs.tolist())):
             ref = np.stack([own[lab] for lab in labs.tolist()])
             entry["own_psth_bits_per_spike"], _, _ = _captured(bits_per_spike, ref, obs)
-        entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes))
+        entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes, sigma_bins=sigma))
 
     # cross-animal generation accuracy: classifier trained on real train-split activity of the target
     train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
@@ -634,19 +637,21 @@ def _with_old_keys(entry: dict[str, Any]) -> dict[str, Any]:
 
 def _generic_scores(
     pred: np.ndarray, obs: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, train_labels: np.ndarray,
-    notes: list[str],
+    notes: list[str], *, sigma_bins: float = 0.0,
 ) -> dict[str, Any]:
     """Scores of an imputation beside the generic null (the animal's train-split mean over conditions).
 
     ``pred`` and ``obs`` are ``(trial, unit, time)`` expected counts / counts of the scored
-    trials, ``labels`` their conditions. The condition-specific score compares each
+    trials, ``labels`` their conditions. The generic prediction is smoothed by
+    ``sigma_bins`` (:data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S` in ``evaluate``), so
+    that it is a fair null on sparse counts. The condition-specific score compares each
     condition's imputed mean and held-out PSTH with the generic prediction, pooled.
     """
     if train_counts.shape[0] == 0:
         notes.append("no train-split trial of the target: no generic null")
         return {"generic_bits_per_spike": None, "bits_per_spike_vs_generic": None,
                 "condition_specific_r": None, "condition_specific_r2": None}
-    generic = generic_prediction(train_counts, train_labels)
+    generic = generic_prediction(train_counts, train_labels, sigma_bins=sigma_bins)
     flat_generic = np.broadcast_to(generic, obs.shape)
     out: dict[str, Any] = {}
     out["generic_bits_per_spike"], _, _ = _captured(bits_per_spike, flat_generic, obs)
@@ -705,7 +710,7 @@ def evaluate_imputation(
         Animal → ``bits_per_spike`` (Poisson, vs each unit's flat mean rate over the
         scored trials, :func:`~neurovamp.analysis.metrics.bits_per_spike` on expected
         counts per bin), ``psth_r2`` (condition-averaged, pooled),
-        ``psth_r2_by_condition``, ``own_psth_bits_per_spike`` (reference: the animal's own
+        ``psth_r2_by_condition``, ``own_psth_bits_per_spike`` (reference: the animal's own (smoothed)
         train-split PSTHs as the prediction), ``generic_bits_per_spike`` (the animal's
         train-split mean over its conditions, :func:`~neurovamp.analysis.metrics.generic_prediction`,
         as the prediction, vs flat), ``bits_per_spike_vs_generic`` (the imputation with that

@@ -51,7 +51,7 @@ import xarray as xr
 
 from neurovamp._jsonfile import json_safe, read_json, write_json
 from neurovamp.analysis.calibration import CALIBRATION_KEY, calibration_sums
-from neurovamp.analysis.metrics import condition_scores, generic_prediction, smooth_psth
+from neurovamp.analysis.metrics import NULL_SMOOTH_S, condition_scores, generic_prediction, smooth_psth
 from neurovamp.data.labels import plain
 from neurovamp.errors import ConfigError, DataError
 
@@ -80,10 +80,8 @@ _SUMMARY_KEYS = ("bps_flat", "bps_generic", "generic_bps_flat", "r", "r2")
 
 
 # --------------------------------------------------------------------- scoring settings
-#: Gaussian smoothing (s) of the PSTHs the scores compare: trial-averaged counts of a few
-#: dozen trials in 10-20 ms bins are mostly zeros for low-rate units, which makes an
-#: unsmoothed PSTH a poor null (log of ~0) and a noisy reference.
-SMOOTH_S = 0.05
+#: Gaussian smoothing (s) of the PSTHs the scores compare (:data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S`).
+SMOOTH_S = NULL_SMOOTH_S
 
 
 # --------------------------------------------------------------------- the fits

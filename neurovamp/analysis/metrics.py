@@ -26,6 +26,7 @@ from scipy.special import gammaln
 from neurovamp.errors import ConfigError, DataError
 
 __all__ = [
+    "NULL_SMOOTH_S",
     "RATE_EPS",
     "poisson_log_likelihood",
     "bits_per_spike",
@@ -41,6 +42,12 @@ __all__ = [
 
 #: Smallest rate (expected counts per bin) used inside a logarithm.
 RATE_EPS = 1e-9
+#: Gaussian smoothing (s) of the PSTHs a null prediction and a reference are made of
+#: (:func:`generic_prediction` in ``evaluate`` and ``loco``): trial-averaged counts of a
+#: few dozen trials in 10-20 ms bins are mostly zeros for low-rate units, which makes an
+#: unsmoothed PSTH a straw-man null (log of ~0 where a held-out spike falls) and a noisy
+#: reference.
+NULL_SMOOTH_S = 0.05
 
 ArrayLike = np.ndarray | xr.DataArray | Sequence
 
