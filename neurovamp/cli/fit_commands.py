@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from neurovamp.cli.recording_options import add_binning_options, add_recording_options, recording_settings
 from neurovamp.data.settings import PAIRING_DEFAULTS as _PAIRING
 from neurovamp.data.settings import STRATEGIES
+from neurovamp.models.config import MONITOR_TERMS
+from neurovamp.models.config import TrainingConfig as _TRAINING
 
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
@@ -114,24 +116,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--beta", type=float, metavar="B", help="weight of the KL regulariser, >= 0 (default: from the preset)",
     )
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=100, metavar="N", help="maximum epochs (default: 100)")
-    train.add_argument("--batch-size", type=int, default=128, metavar="N", help="samples per batch (default: 128)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
-    train.add_argument("--patience", type=int, default=20, metavar="N", help="early-stopping patience in epochs; 0 disables (default: 20)")
+    train.add_argument("--epochs", type=int, default=_TRAINING.epochs, metavar="N",
+                       help=f"maximum epochs (default: {_TRAINING.epochs})")
+    train.add_argument("--batch-size", type=int, default=_TRAINING.batch_size, metavar="N",
+                       help=f"samples per batch (default: {_TRAINING.batch_size})")
+    train.add_argument("--lr", type=float, default=_TRAINING.lr, help=f"Adam learning rate (default: {_TRAINING.lr:g})")
+    train.add_argument("--patience", type=int, default=_TRAINING.patience, metavar="N",
+                       help=f"early-stopping patience in epochs; 0 disables (default: {_TRAINING.patience})")
     train.add_argument(
         "--max-grad-norm", type=float, metavar="X",
         help="clip the global gradient norm to X (default: no clipping; a remedy for an exploding loss)",
     )
     train.add_argument(
-        "--monitor", choices=("loss", "rec"), default="loss",
-        help="validation term early stopping watches: the whole loss or reconstruction only (default: loss)",
+        "--monitor", choices=MONITOR_TERMS, default=_TRAINING.monitor,
+        help=f"validation term early stopping watches: the whole loss or reconstruction only (default: {_TRAINING.monitor})",
     )
     train.add_argument(
         "--kl-warmup", type=int, metavar="N",
         help="epochs over which the KL term's weight rises linearly to 1; early stopping starts after them "
-             "(default: 50; 0: none; --resume keeps the run's own)",
+             f"(default: {_TRAINING.kl_warmup}; 0: none; --resume keeps the run's own)",
     )
-    train.add_argument("--checkpoint-every", type=int, default=10, metavar="N", help="epochs between checkpoints (default: 10)")
+    train.add_argument("--checkpoint-every", type=int, default=_TRAINING.checkpoint_every, metavar="N",
+                       help=f"epochs between checkpoints (default: {_TRAINING.checkpoint_every})")
     train.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the split, pairing and training (default: 0)")
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to train (default: auto)")
     train.add_argument(

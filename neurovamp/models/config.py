@@ -38,10 +38,14 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import numpy as np
+
 from neurovamp.errors import ConfigError
 
 __all__ = [
     "ModelConfig",
+    "TrainingConfig",
+    "MONITOR_TERMS",
     "MODELS",
     "JOINT_MODELS",
     "ACTIVATIONS",
@@ -361,3 +365,204 @@ def _normalise_hidden(hidden: Any) -> tuple[int | str, ...]:
         else:
             raise ConfigError(message)
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- training settings
+MONITOR_TERMS = ("loss", "rec")
+"""Loss terms early stopping may watch (:attr:`TrainingConfig.monitor`)."""
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """Optimisation settings.
+
+    Parameters
+    ----------
+    epochs
+        Maximum number of passes over the training pairs.
+    batch_size
+        Samples per batch (a sample is one pair in one sub-window).
+    lr
+        Adam learning rate.
+    weight_decay
+        Adam (L2) weight decay.
+    patience
+        Stop when the monitored term (see ``monitor``) has not improved for this many
+        epochs; ``None`` trains all ``epochs``.
+    min_delta
+        Smallest decrease of the monitored term that counts as an improvement.
+    restore_best
+        Load the weights of the best epoch (by the monitored term) when training ends.
+    monitor
+        Loss term that early stopping and ``restore_best`` watch, one of
+        :data:`MONITOR_TERMS`: ``"loss"`` (the minimised objective; for a VAE the
+        negative ELBO, reconstruction + beta * regulariser) or ``"rec"`` (the
+        reconstruction term as the module reports it). The validation split's value is
+        watched; the training split's when the validation split is empty.
+    max_grad_norm
+        Clip the global gradient norm to this value; ``None`` disables clipping.
+    seed
+        Seed of every random draw during training (see the module docstring).
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    checkpoint_every
+        Write a checkpoint every this many epochs (and always at the end) when a
+        checkpoint folder is given.
+    explode_factor
+        Raise :class:`~neurovamp.errors.TrainingError` when a batch loss exceeds
+        ``explode_factor * max(|best epoch training loss|, 1)``; ``None`` disables the
+        check (non-finite losses always raise).
+    compile
+        Run the training steps' loss (forward and backward) through
+        :func:`torch.compile`, which fuses the elementwise work and removes most per-operator
+        overhead: 2-4 % more samples/s for the paper preset on one CPU core
+        (``benchmarks/results/training.md``), for a one-off compilation of 5-15 s with
+        torch's disk cache warm (~45 s cold). Needs a C++ compiler on CPU (Triton on
+        CUDA). Random draws are torch's own, so a compiled fit matches an eager one up to
+        float rounding; an epoch's last, smaller batch and validation run eagerly. Within
+        one process torch compiles once per architecture (layer sizes), and after 8
+        architectures (``torch._dynamo.config.recompile_limit``) it runs the loss eagerly
+        with a warning.
+    kl_warmup
+        Epochs over which the weight of the regulariser in the minimised objective rises
+        linearly from ``1 / kl_warmup`` to 1 (KL warm-up, "deterministic annealing"):
+        the training step of epoch ``e`` minimises ``rec + w_e * (loss - rec)`` with
+        ``w_e = min(1, e / kl_warmup)``, where ``loss`` and ``rec`` are the module's
+        terms (for a VAE ``loss - rec = beta * reg``). 0 disables it. Validation terms
+        and the history keep the full objective (``w = 1``); the training history gains
+        a ``train/kl_weight`` column. Early stopping and best-weight restoring start
+        counting only once the weight has reached 1 (epochs before ``kl_warmup``
+        neither count against ``patience`` nor become the best epoch). The weight
+        depends on the epoch alone, so a resumed run stays exact. Needs a ``"rec"``
+        term from the module. Default 50: neurovamp's MMVM otherwise stops at the KL's rise
+        with a nearly unused latent (``benchmarks/results/convergence.md``,
+        ``docs/defaults.md``).
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 20
+    min_delta: float = 0.0
+    restore_best: bool = True
+    max_grad_norm: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 10
+    explode_factor: float | None = 1e4
+    monitor: str = "loss"
+    compile: bool = False
+    kl_warmup: int = 50
+
+    def __post_init__(self) -> None:
+        def positive_int(name: str, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"TrainingConfig.{name} must be a positive integer, got {value!r}")
+            setattr(self, name, int(value))
+
+        def positive_float(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            try:
+                fvalue = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"TrainingConfig.{name} must be a number, got {value!r}") from None
+            if not math.isfinite(fvalue) or fvalue < 0 or (fvalue == 0 and not allow_zero):
+                kind = "non-negative" if allow_zero else "positive"
+                raise ConfigError(f"TrainingConfig.{name} must be a finite {kind} number, got {value!r}")
+            setattr(self, name, fvalue)
+
+        positive_int("epochs")
+        positive_int("batch_size")
+        positive_int("patience", allow_none=True)
+        positive_int("checkpoint_every")
+        if isinstance(self.kl_warmup, bool) or not isinstance(self.kl_warmup, (int, np.integer)) or self.kl_warmup < 0:
+            raise ConfigError(f"TrainingConfig.kl_warmup must be an integer >= 0 (epochs), got {self.kl_warmup!r}")
+        self.kl_warmup = int(self.kl_warmup)
+        positive_float("lr")
+        positive_float("weight_decay", allow_zero=True)
+        positive_float("min_delta", allow_zero=True)
+        positive_float("max_grad_norm", allow_none=True)
+        positive_float("explode_factor", allow_none=True)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ConfigError(f"TrainingConfig.seed must be a non-negative integer, got {self.seed!r}")
+        self.seed = int(self.seed)
+        self.restore_best = bool(self.restore_best)
+        if not isinstance(self.device, str):
+            self.device = str(self.device)
+        _parse_device_name(self.device)
+        if not isinstance(self.monitor, str) or self.monitor not in MONITOR_TERMS:
+            raise ConfigError(f"TrainingConfig.monitor must be one of {MONITOR_TERMS}, got {self.monitor!r}")
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise ConfigError(f"TrainingConfig.compile must be True or False, got {self.compile!r}")
+        self.compile = bool(self.compile)
+
+    def kl_weight(self, epoch: int) -> float:
+        """Weight of the regulariser in the training objective of ``epoch`` (1-based).
+
+        Parameters
+        ----------
+        epoch
+            The epoch, counted from 1.
+
+        Returns
+        -------
+        float
+            ``min(1, epoch / kl_warmup)``; 1 when ``kl_warmup`` is 0.
+        """
+        if self.kl_warmup <= 0:
+            return 1.0
+        return min(1.0, epoch / self.kl_warmup)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable copy of the settings.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainingConfig:
+        """Rebuild a configuration from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        values
+            Field name to value; unknown names raise.
+
+        Returns
+        -------
+        TrainingConfig
+            The configuration.
+
+        Raises
+        ------
+        ConfigError
+            On unknown fields or invalid values.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"TrainingConfig: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        return cls(**dict(values))
+
+
+def _parse_device_name(device: str) -> None:
+    if device == "auto":
+        return
+    import torch  # only to parse a device name: the settings stay importable without torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")

@@ -50,6 +50,8 @@ from neurovamp.data.settings import PAIRING_DEFAULTS, PairingSettings
 from neurovamp.errors import ConfigError, DataError, NeurovampError, OutputExistsError, TrainingError
 from neurovamp.pipelines.folder import COMPLETE, RunFolder, changed_settings
 
+from neurovamp.models.config import TrainingConfig
+
 if TYPE_CHECKING:
     from neurovamp.models.config import ModelConfig
     from neurovamp.models.estimator import MultiAnimalModel
@@ -481,8 +483,6 @@ def _training_settings(
     max_grad_norm: float | None, compile: bool, seed: int, device: str, kl_warmup: int | None = None,
 ) -> dict[str, Any]:
     """The training options of ``MultiAnimalModel.fit``, validated (``patience`` 0 = ``None``)."""
-    from neurovamp.models.training import TrainingConfig
-
     integer = isinstance(patience, (int, np.integer)) and not isinstance(patience, bool)
     if patience is not None and (not integer or patience < 0):
         raise ConfigError(
@@ -716,16 +716,16 @@ def fit_run(
     subwindow: int | None = PAIRING_DEFAULTS.subwindow,
     stride: int = PAIRING_DEFAULTS.stride,
     config: ModelConfig | None = None,
-    epochs: int = 100,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    patience: int | None = 20,
-    checkpoint_every: int = 10,
-    monitor: str = "loss",
-    max_grad_norm: float | None = None,
-    compile: bool = False,
-    seed: int = 0,
-    device: str = "auto",
+    epochs: int = TrainingConfig.epochs,
+    batch_size: int = TrainingConfig.batch_size,
+    lr: float = TrainingConfig.lr,
+    patience: int | None = TrainingConfig.patience,
+    checkpoint_every: int = TrainingConfig.checkpoint_every,
+    monitor: str = TrainingConfig.monitor,
+    max_grad_norm: float | None = TrainingConfig.max_grad_norm,
+    compile: bool = TrainingConfig.compile,
+    seed: int = TrainingConfig.seed,
+    device: str = TrainingConfig.device,
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
