@@ -106,17 +106,23 @@ def test_generic_prediction_beside_the_imputation(model, paired, truth):
     result = impute_condition_mean(model, paired, target="rat3", condition={"odor": "E"})
     generic = result["rates_generic"]
     assert generic.dims == ("unit", "time") and generic.attrs["units"] == "Hz"
-    # by hand: rat3's PSTH of each odor it smelled (A-D), averaged with equal weight, in Hz
+    # by hand: rat3's PSTH of each odor it smelled (A-D), averaged with equal weight, in Hz,
+    # smoothed in time by NULL_SMOOTH_S (the generic null's rule; smooth_psth has its own tests)
+    from neurovamp.analysis.metrics import NULL_SMOOTH_S, smooth_psth
+
+    def smoothed(x):
+        return smooth_psth(x, NULL_SMOOTH_S / BIN)
+
     rat3 = paired.modalities["rat3"]
     odors = np.asarray(rat3["odor"].values)
     psths = [rat3.values[odors == o].mean(axis=0) / BIN for o in "ABCD"]
-    np.testing.assert_allclose(generic.values, np.mean(psths, axis=0), rtol=1e-9)
+    np.testing.assert_allclose(generic.values, smoothed(np.mean(psths, axis=0)), rtol=1e-9)
     # imputing an odor rat1 did smell leaves that odor out of its generic prediction
     res_a = impute_condition_mean(model, paired, target="rat1", condition={"odor": "A"})
     rat1 = paired.modalities["rat1"]
     odors1 = np.asarray(rat1["odor"].values)
     expected = np.mean([rat1.values[odors1 == o].mean(axis=0) / BIN for o in "BCDE"], axis=0)
-    np.testing.assert_allclose(res_a["rates_generic"].values, expected, rtol=1e-9)
+    np.testing.assert_allclose(res_a["rates_generic"].values, smoothed(expected), rtol=1e-9)
 
 
 def test_held_out_trials_of_an_experienced_condition(model, paired, truth):

@@ -132,7 +132,7 @@ import numpy as np
 import xarray as xr
 
 from neurovamp._jsonfile import json_safe
-from neurovamp.analysis.metrics import generic_prediction
+from neurovamp.analysis.metrics import NULL_SMOOTH_S, generic_prediction
 from neurovamp.data.dataset import animals as tree_animals
 from neurovamp.data.dataset import get_modality, make_dataset
 from neurovamp.data.labels import coerce_label_value, label_kind, matches, plain, sorted_values
@@ -613,7 +613,9 @@ def generic_rates(
 
     Every condition (value of ``label``) of the animal's trials is averaged, then the
     conditions are averaged with equal weight
-    (:func:`~neurovamp.analysis.metrics.generic_prediction`); trials matching ``exclude``
+    (:func:`~neurovamp.analysis.metrics.generic_prediction`) and smoothed in time by
+    :data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S` (as ``evaluate``'s and ``loco``'s
+    generic null, so that it is a fair null on sparse counts); trials matching ``exclude``
     (the condition being imputed) are left out. It is the null an imputation must beat to
     add information: what the animal does on average, whatever the condition.
 
@@ -646,10 +648,11 @@ def generic_rates(
         raise DataError(f"animal {modality.attrs.get('animal', '?')!r} has no trial outside the imputed condition")
     da = modality.isel(trial=keep).transpose("trial", "unit", "time")
     labels = np.asarray(da[label].values) if label is not None else np.zeros(keep.size)
-    hz = generic_prediction(np.asarray(da.values, dtype=float), labels) / float(modality.attrs["bin_size"])
+    bin_size = float(modality.attrs["bin_size"])
+    hz = generic_prediction(np.asarray(da.values, dtype=float), labels, sigma_bins=NULL_SMOOTH_S / bin_size) / bin_size
     return xr.DataArray(hz, dims=("unit", "time"), name="rates_generic", attrs={
         "units": "Hz", "long_name": "generic prediction: the animal's mean rate over the conditions it has",
-        "condition_label": label or ""})
+        "condition_label": label or "", "smoothing_s": NULL_SMOOTH_S})
 
 
 def _generic_variable(
