@@ -28,6 +28,12 @@ _SHUFFLE_STREAM = 2
 MATERIALIZE_BYTES = 2**30
 
 
+def _table_bytes(paired: PairedData, itemsize: int) -> int:
+    """Bytes of every animal's sub-window table as :class:`TensorBatcher` lays it out:
+    ``(n_trials_m + 1) * n_windows`` rows (one zero trial) of ``n_units_m * window`` values."""
+    return itemsize * sum((c.shape[0] + 1) * c.shape[1] for c in paired.counts) * paired.n_windows * paired.window
+
+
 def training_data_bytes(paired: PairedData, latent_dim: int, materialize_bytes: int = MATERIALIZE_BYTES) -> float:
     """Memory a fit and its evaluation need for the paired data (estimate, float32).
 
@@ -54,7 +60,7 @@ def training_data_bytes(paired: PairedData, latent_dim: int, materialize_bytes: 
     """
     rows = [(c.shape[0] + 1) * c.shape[1] for c in paired.counts]
     counts = 4.0 * sum(rows) * paired.n_bins
-    windows = 4.0 * sum(rows) * paired.n_windows * paired.window
+    windows = float(_table_bytes(paired, 4))
     table = windows if windows <= materialize_bytes else 0.0
     samples = sum(paired.n_samples(split) for split in SPLITS)
     latents = float(samples) * len(rows) * (2 * 4 * int(latent_dim) + 9)  # mean, variance; row index and mask
@@ -122,7 +128,7 @@ class TensorBatcher:
         # they fit in ``materialize_bytes``: a batch is then one contiguous row gather per
         # animal (about 7x faster than gathering 10-bin pieces from the strided view).
         itemsize = torch.empty((), dtype=dtype).element_size()
-        table_bytes = sum(v.shape[0] * v.shape[1] * v.shape[2] * v.shape[3] * itemsize for v in self._views)
+        table_bytes = _table_bytes(paired, itemsize)
         self._tables: tuple[torch.Tensor, ...] | None = None
         if table_bytes <= materialize_bytes:
             self._tables = tuple(v.reshape(v.shape[0] * v.shape[1], v.shape[2] * v.shape[3]) for v in self._views)
