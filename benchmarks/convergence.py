@@ -98,10 +98,10 @@ def impute_scores(model: MultiAnimalModel, paired: PairedData, truth_rates: np.n
             preds.append(np.asarray(model.generate(mod.isel(trial=rows), src, TARGET).values).mean(axis=0))
     imputed = np.mean(preds, axis=0)
     target = paired.modalities[TARGET]
-    from neurovamp.analysis.loco import SMOOTH_S
+    from neurovamp.analysis.metrics import NULL_SMOOTH_S
 
     generic = generic_prediction(np.asarray(target.values), np.asarray(target["odor"].values),
-                                 sigma_bins=SMOOTH_S / bin_size)
+                                 sigma_bins=NULL_SMOOTH_S / bin_size)
     truth = truth_rates * bin_size
     seen = [c for c in dict.fromkeys(np.asarray(target["odor"].values).tolist())]
     true_generic = np.mean([true_rates_of(c) for c in seen], axis=0) * bin_size

@@ -20,7 +20,7 @@ against the animal's real activity in that condition:
 - the same for the generic prediction itself (``generic_bps_flat``), the null beside it.
 
 PSTHs (the generic prediction and the observed condition mean) are smoothed with a
-Gaussian of :data:`SMOOTH_S` seconds. This works without ground truth, on real recordings.
+Gaussian of :data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S` seconds. This works without ground truth, on real recordings.
 
 Every fit also records, under ``calibration``, per-unit sums of the (unsmoothed)
 imputation's squared difference from the held-out PSTH and of the PSTH's sampling
@@ -60,7 +60,6 @@ __all__ = [
     "LOCO_DIR",
     "CALIBRATION_KEY",
     "read_loco_results",
-    "SMOOTH_S",
     "generic_prediction",
     "condition_scores",
     "smooth_psth",
@@ -77,11 +76,6 @@ LOCO_KEY = "leave_condition_out"
 LOCO_DIR = "loco"
 _SCORES = "scores.json"
 _SUMMARY_KEYS = ("bps_flat", "bps_generic", "generic_bps_flat", "r", "r2")
-
-
-# --------------------------------------------------------------------- scoring settings
-#: Gaussian smoothing (s) of the PSTHs the scores compare (:data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S`).
-SMOOTH_S = NULL_SMOOTH_S
 
 
 # --------------------------------------------------------------------- the fits
@@ -254,7 +248,7 @@ def fit_and_score(
     counts = np.asarray(held.values, dtype=np.float64)
     remaining = paired.modalities[animal]
     remaining = remaining.sel(unit=units) if "unit" in remaining.coords else remaining
-    sigma = SMOOTH_S / bin_size
+    sigma = NULL_SMOOTH_S / bin_size
     rest, labels = np.asarray(remaining.values), np.asarray(remaining[by].values)
     generic = generic_prediction(rest, labels, sigma_bins=sigma)
     halves = [generic_prediction(rest, labels, half=h, sigma_bins=sigma) for h in (0, 1)]

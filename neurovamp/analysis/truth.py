@@ -181,7 +181,7 @@ def generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: An
     dict
         The scores named above.
     """
-    from neurovamp.analysis.loco import SMOOTH_S
+    from neurovamp.analysis.metrics import NULL_SMOOTH_S
     from neurovamp.analysis.metrics import condition_scores, generic_prediction
 
     bin_size = float(imputed.attrs["bin_size"])
@@ -192,7 +192,7 @@ def generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: An
         mod = mod.sel(unit=imputed["unit"].values)
     mod = mod.sel(time=time, method="nearest")
     generic = generic_prediction(np.asarray(mod.values), np.asarray(mod["odor"].values),
-                                 sigma_bins=SMOOTH_S / bin_size)
+                                 sigma_bins=NULL_SMOOTH_S / bin_size)
     truth = true_condition_rates(ground_truth, target, missing_odor, time, bin_size) * bin_size
     true_generic = np.mean([true_condition_rates(ground_truth, target, o, time, bin_size)
                             for o in odors if o in seen], axis=0) * bin_size
