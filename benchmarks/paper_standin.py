@@ -655,7 +655,7 @@ def reference_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int 
         ``{seed: {rat: {"truth": bits/spike, "train_flat": bits/spike}}}``.
     """
     from neurovamp.analysis.metrics import bits_per_spike
-    from neurovamp.paper import PaperConfig, load_paper_data, pair_paper_trials
+    from neurovamp.pipelines.paper import PaperConfig, load_paper_data, pair_paper_trials
 
     config = PaperConfig(presets=("neurovamp",), models=("mmvm",), seeds=tuple(seeds))
     tree = load_paper_data({rat: run / "nwb" / f"{rat}.nwb" for rat in config.rats}, config)
@@ -784,8 +784,8 @@ def _diagnosis(groups: Mapping[tuple, list]) -> list[str]:
 
 
 def run_gain(args: argparse.Namespace, release: Path, run: Path) -> int:
-    """Run :func:`neurovamp.paper.run_paper` on the gain stand-in (one preset, chosen models) and record it."""
-    from neurovamp.paper import PaperConfig, run_paper
+    """Run :func:`neurovamp.pipelines.paper.run_paper` on the gain stand-in (one preset, chosen models) and record it."""
+    from neurovamp.pipelines.paper import PaperConfig, run_paper
 
     config = PaperConfig(
         presets=tuple(args.presets), models=tuple(args.models), seeds=tuple(args.seeds), jobs=args.jobs,
@@ -796,7 +796,7 @@ def run_gain(args: argparse.Namespace, release: Path, run: Path) -> int:
 
     stamp = run / "standin_command.json"
     if args.rerecord:  # the section again from the finished run (no fitting)
-        from neurovamp.paper import read_paper_metrics
+        from neurovamp.pipelines.paper import read_paper_metrics
 
         metrics = read_paper_metrics(run / "metrics.json")
         saved = json.loads(stamp.read_text())
@@ -844,7 +844,7 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
     Parameters
     ----------
     paired
-        :func:`neurovamp.paper.pair_paper_trials` output.
+        :func:`neurovamp.pipelines.paper.pair_paper_trials` output.
     model, seed
         Model name and seed.
     changes
@@ -934,7 +934,7 @@ def run_variants(args: argparse.Namespace, release: Path) -> int:
     import json
 
     from neurovamp.io.release import convert_release
-    from neurovamp.paper import DEFAULT_EPOCHS, DEFAULT_PATIENCE, PaperConfig, load_paper_data, pair_paper_trials
+    from neurovamp.pipelines.paper import DEFAULT_EPOCHS, DEFAULT_PATIENCE, PaperConfig, load_paper_data, pair_paper_trials
 
     name, *pairs = args.variant
     changes = {}
@@ -991,7 +991,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kind", choices=sorted(KINDS), default="code",
                         help="stand-in: 'code' (shared 2-D code, the first record) or 'gain' (issue 10's)")
     parser.add_argument("--write-only", action="store_true", help="only write the stand-in release")
-    gain = parser.add_argument_group("--kind gain (runs neurovamp.paper.run_paper; other arguments are refused)")
+    gain = parser.add_argument_group("--kind gain (runs neurovamp.pipelines.paper.run_paper; other arguments are refused)")
     gain.add_argument("--presets", nargs="+", default=["neurovamp"], help="presets to fit (default: neurovamp)")
     gain.add_argument("--models", nargs="+", default=["mmvm", "moe", "independent"], help="models to fit")
     gain.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="model seeds")
