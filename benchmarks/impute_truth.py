@@ -47,9 +47,20 @@ Reuse: :func:`run_benchmark` returns the table (a pandas DataFrame, one row per 
 seed) and :func:`score_model` scores one fitted model, so another study (e.g. one that
 re-chooses the defaults) can call them with its own ``model_kwargs`` / ``fit_kwargs``.
 
-Command that produced ``results/impute_truth.md`` (see that file)::
+Which condition is missing
+--------------------------
+By default the simulator's own choice: the last rat never smells the last odor (E), on
+every seed. ``--missing rotate`` withholds a different odor on each seed, ``MISSABLE[seed %
+4]`` (B, C, D, E; the first odor starts every sequence and cannot be missing), from the same
+rat: a band calibrated on the target's other conditions must cover whichever condition is
+the missing one, and a single odor may be easier or harder to impute than the rest.
 
-    OMP_NUM_THREADS=1 python benchmarks/impute_truth.py --seeds 0 1 2 --models mmvm independent
+Commands that produced ``results/impute_truth.md`` and ``results/impute_truth_rotate.md``
+(see those files)::
+
+    OMP_NUM_THREADS=1 python benchmarks/impute_truth.py --seeds 0 1 2 3 4 5 --models mmvm independent
+    OMP_NUM_THREADS=1 python benchmarks/impute_truth.py --seeds 0 1 2 3 4 5 6 7 --models mmvm independent \
+        --missing rotate --name impute_truth_rotate
 
 (``--no-loco`` skips the leave-one-condition-out fits and their columns.)
 """
@@ -81,6 +92,8 @@ LEVEL = 0.95
 #: ``"default"`` is ``SimulationConfig()`` (5 rats of the release's unit counts, ~220 trials,
 #: rat5 never smells E), about ten times the compute.
 SIZES = ("small", "default")
+#: Odors ``--missing rotate`` withholds, by seed (the first odor, A, starts every sequence).
+MISSABLE = ("B", "C", "D", "E")
 
 
 def simulate(seed: int, size: str = "small", **overrides: Any):
@@ -92,6 +105,15 @@ def simulate(seed: int, size: str = "small", **overrides: Any):
     settings = dict(seed=seed, bin_size=DATA["bin_size"], **overrides)
     config = SimulationConfig.small(**settings) if size == "small" else SimulationConfig(**settings)
     return simulate_experiment(config)
+
+
+def rotated_missing(seed: int, size: str = "small") -> dict[str, tuple[str, ...]]:
+    """``SimulationConfig.missing`` of ``--missing rotate``: the simulator's rat, odor ``MISSABLE[seed % 4]``."""
+    from neurovamp.simulate import SimulationConfig
+
+    config = SimulationConfig.small(seed=seed) if size == "small" else SimulationConfig(seed=seed)
+    (rat,) = config.missing  # the rat the simulator withholds an odor from
+    return {rat: (MISSABLE[seed % len(MISSABLE)],)}
 
 
 def _tree(sim):
@@ -267,7 +289,7 @@ def run_case(model_name: str, seed: int, *, size: str = "small", model_kwargs: M
 def run_benchmark(models: Sequence[str] = ("mmvm", "independent"), seeds: Sequence[int] = (0, 1, 2), *,
                   size: str = "small", model_kwargs: Mapping[str, Any] | None = None, fit_kwargs: Mapping[str, Any] | None = None,
                   sim_overrides: Mapping[str, Any] | None = None, n_samples: int = 200,
-                  progress: bool = True, loco: bool = True) -> pd.DataFrame:
+                  progress: bool = True, loco: bool = True, missing: str = "default") -> pd.DataFrame:
     """The benchmark table: one row per model and seed.
 
     Parameters
@@ -278,6 +300,9 @@ def run_benchmark(models: Sequence[str] = ("mmvm", "independent"), seeds: Sequen
         As in :func:`run_case` (the same for every model).
     progress
         Print a line per fit.
+    missing
+        ``"default"`` (the simulator's missing odor) or ``"rotate"`` (:func:`rotated_missing`
+        per seed; overrides ``sim_overrides["missing"]``).
 
     Returns
     -------
@@ -286,8 +311,11 @@ def run_benchmark(models: Sequence[str] = ("mmvm", "independent"), seeds: Sequen
     rows = []
     for name in models:
         for seed in seeds:
+            overrides = dict(sim_overrides or {})
+            if missing == "rotate":
+                overrides["missing"] = rotated_missing(seed, size)
             row = run_case(name, seed, size=size, model_kwargs=model_kwargs, fit_kwargs=fit_kwargs,
-                           sim_overrides=sim_overrides, n_samples=n_samples, loco=loco)
+                           sim_overrides=overrides, n_samples=n_samples, loco=loco)
             rows.append(row)
             if progress:
                 print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}),
@@ -370,6 +398,10 @@ def checks(table: pd.DataFrame, reference: str = "mmvm", baseline: str = "indepe
 
 def _markdown(table: pd.DataFrame, command: str, meta: Mapping[str, Any]) -> str:
     summary = summarise(table)
+    by_seed = table.drop_duplicates("seed").sort_values("seed")
+    odors = sorted(set(by_seed["odor"]))
+    missing = (f"odor {odors[0]}" if len(odors) == 1 else
+               "one odor per seed: " + ", ".join(f"seed {s} {o}" for s, o in zip(by_seed["seed"], by_seed["odor"])))
     lines = [
         "# Imputing a never-experienced condition against simulated truth",
         "",
@@ -379,7 +411,7 @@ def _markdown(table: pd.DataFrame, command: str, meta: Mapping[str, Any]) -> str
         f"{meta['seconds']:.0f} s in all; {meta['timestamp']}.",
         "",
         f"Data: simulated, size `{table['size'].iloc[0]}` (see `SIZES` in the script), 20 ms bins, seed s "
-        f"({table['target'].iloc[0]} never smells odor {table['odor'].iloc[0]}), paired by odor "
+        f"({table['target'].iloc[0]} never smells {missing}), paired by odor "
         f"(resample), sub-windows of {DATA['window']} bins at stride {DATA['stride']}; every model with "
         "neurovamp's current defaults. Scores (see the script's docstring): `r` / `generic_r` raw "
         "correlation with the true rates of the imputation / of the generic prediction; `cond_r`, "
@@ -419,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", choices=SIZES, default="small", help="experiment size (see SIZES)")
     parser.add_argument("--name", default="impute_truth", help="results file stem")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--missing", choices=("default", "rotate"), default="default",
+                        help="which odor the last rat never smells: the simulator's (E) or MISSABLE[seed %% 4]")
     parser.add_argument("--no-loco", action="store_true",
                         help="skip the leave-one-condition-out fits (and the calibrated band's columns)")
     parser.add_argument("--report-only", action="store_true",
@@ -435,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     torch.set_num_threads(1)
     start = time.perf_counter()
-    table = run_benchmark(args.models, args.seeds, size=args.size, n_samples=args.samples, loco=not args.no_loco)
+    table = run_benchmark(args.models, args.seeds, size=args.size, n_samples=args.samples, loco=not args.no_loco,
+                          missing=args.missing)
     meta = {
         "machine": f"{platform.platform()}, {platform.processor() or 'cpu'}",
         "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -780,6 +780,44 @@ def _diagnosis(groups: Mapping[tuple, list]) -> list[str]:
     ]
     for key, title in keys.items():
         out.append(f"| {title} | " + " | ".join(_cell(_mean_sd([g["rats"][r].get(key) for g in group])) for r in rats) + " |")
+    return out + _region_table(group)
+
+
+def _region_table(group: Sequence[Mapping]) -> list[str]:
+    """Bits/spike by region of the window (:func:`region_bits_per_spike`) of the rats whose window straddles the odor's end."""
+    group = [g for g in group if all("regions" in r for r in g["rats"].values())]
+    if not group:
+        return []
+    rats = [r for r, v in group[0]["rats"].items() if "after" in v["regions"]]
+    if not rats:
+        return []
+    stat = lambda r, region, key: _cell(_mean_sd([g["rats"][r]["regions"][region][key] for g in group]))  # noqa: E731
+    out = [
+        "",
+        f"By region of the window, seeds {', '.join(str(g['seed']) for g in group)} ({', '.join(rats)}: the windows "
+        "that straddle the end of the odor's gain; each region scored against its own in-sample flat null):",
+        "",
+        "| rat | region | bins | imputed | truth | train-flat | imputed − train-flat |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rats:
+        for region in ("odor", "after", "all"):
+            gap = _cell(_mean_sd([g["rats"][r]["regions"][region]["imputed"] - g["rats"][r]["regions"][region]["train_flat"]
+                                  for g in group]))
+            out.append(f"| {r} | {region} | {group[0]['rats'][r]['regions'][region]['bins']} | "
+                       f"{stat(r, region, 'imputed')} | {stat(r, region, 'truth')} | {stat(r, region, 'train_flat')} | {gap} |")
+    out.append("")
+    for r in rats:
+        odor_vals = {k: _mean_sd([g["rats"][r]["regions"]["odor"][k] for g in group])[0] for k in ("imputed", "truth", "train_flat")}
+        after_vals = {k: _mean_sd([g["rats"][r]["regions"]["after"][k] for g in group])[0] for k in ("imputed", "train_flat")}
+        span = odor_vals["truth"] - odor_vals["train_flat"]
+        share = (odor_vals["imputed"] - odor_vals["train_flat"]) / span if span > 0 else float("nan")
+        leak = after_vals["imputed"] - after_vals["train_flat"]
+        out.append(f"- {r}: in the odor bins the imputation recovers {100 * share:.0f} % of the truth's gain over "
+                   f"train-flat; in the bins after the odor it scores {leak:+.3f} bits/spike "
+                   f"{'below' if leak < 0 else 'above'} train-flat"
+                   + (" (the truth is flat there: what the imputation loses against train-flat is odor modulation or "
+                      "level error where there is none)." if leak < 0 else "."))
     return out
 
 
@@ -833,7 +871,7 @@ def _parse_value(text: str):
 
 
 def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *, epochs: int, patience: int | None,
-                folds: int = 5) -> dict:
+                folds: int = 5, standin_seed: int | None = None) -> dict:
     """Fit one model as ``neurovamp paper``'s neurovamp preset does, with some settings changed, and score it.
 
     The fit mirrors the paper pipeline (batch 128, Adam lr 1e-3, ``epochs``/``patience``
@@ -853,6 +891,10 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
         The paper run's defaults for these fit arguments.
     folds
         Folds of the cross-validated scores.
+    standin_seed
+        Seed the gain stand-in was written with: also score each rat's imputation in the
+        bins where the odor acts and in the bins after it (:func:`region_bits_per_spike`).
+        None: not scored.
 
     Returns
     -------
@@ -888,6 +930,9 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
     every = evaluate_imputation(est, paired, split="test", label="odor", source_split=None)
     for rat, entry in every.items():
         rats[rat]["bits_per_spike_all_sources"] = entry.get("bits_per_spike")
+    if standin_seed is not None:
+        for rat, regions in region_bits_per_spike(est, paired, standin_seed).items():
+            rats[rat]["regions"] = regions
     own = np.mean([r["own_heldout"] for r in rats.values()])
     raw = np.mean([r["raw_heldout"] for r in rats.values()])
     history = {col: [None if v != v else round(float(v), 3) for v in est.history_[col]]
@@ -929,6 +974,76 @@ def _self_bits_per_spike(est, paired, m: int, rat: str, source: str = "test") ->
     return float(bits_per_spike(pred[:, :, valid], obs[:, :, valid]))
 
 
+def region_bits_per_spike(est, paired, standin_seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+    """The imputation's bits/spike in the bins where the odor acts and in the bins after it, per rat.
+
+    Mitt's and Stella's paper windows (release bins 250-274) overlap the odor's gain (bins
+    200-259) by 10 bins only; the other rats' windows lie inside it. Each region is scored
+    on its own (each unit's flat mean rate over the test trials *in that region* as the
+    null), for three predictions of every test trial: *imputed* (the odor mean of the
+    other rats' test trials mapped to the rat, mixed over sources: the paper's imputation),
+    *truth* (the planted odor-conditional rates) and *train-flat* (each unit's mean rate over
+    the rat's training trials in that region). In a region without odor information the truth scores below
+    0 (the in-sample null has fitted that region's level) and an imputation that leaks odor
+    modulation into it scores below train-flat.
+
+    Parameters
+    ----------
+    est
+        The fitted model.
+    paired
+        :func:`neurovamp.pipelines.paper.pair_paper_trials` output (neurovamp preset windows).
+    standin_seed
+        Seed the gain stand-in was written with (to rebuild the truth).
+
+    Returns
+    -------
+    dict
+        ``{rat: {region: {"imputed", "truth", "train_flat": bits/spike, "bins": n}}}`` with
+        regions ``"all"`` and, where the window holds both, ``"odor"`` and ``"after"``.
+    """
+    from neurovamp.analysis.metrics import bits_per_spike
+
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for t, rat in enumerate(paired.animals):
+        k = list(UNITS).index(rat)
+        _, _, rates = make_gain_rat(rat, UNITS[rat], TRIALS[rat], WINDOW_STARTS[rat],
+                                    np.random.default_rng([standin_seed, k]), return_rates=True)
+        split = np.asarray(paired.trial_split[rat])
+        test, train = np.flatnonzero(split == "test"), split == "train"
+        odor = np.asarray(paired.modalities[rat]["odor"].values)[test]
+        counts = np.asarray(paired.counts[t], dtype=float)
+        obs = counts[test]
+        means: dict[object, list[np.ndarray]] = {}
+        for source in paired.animals:
+            if source == rat:
+                continue
+            rows = np.flatnonzero(np.asarray(paired.trial_split[source]) == "test")
+            modality = paired.modalities[source].isel(trial=rows)
+            pred = np.asarray(est.generate(modality, source, rat).transpose("trial", "unit", "time").values, float)
+            labels = np.asarray(modality["odor"].values)
+            for level in set(odor.tolist()):
+                if np.any(labels == level):
+                    means.setdefault(level, []).append(pred[labels == level].mean(axis=0))
+        imputed = np.stack([np.mean(means[level], axis=0) for level in odor.tolist()])
+        start = WINDOW_STARTS[rat]  # the paper's windows (the neurovamp preset's too)
+        n_bins = obs.shape[2]
+        release_rows = np.asarray(paired.modalities[rat]["trial"].values).astype(int)
+        truth = rates[release_rows][:, :, start : start + n_bins][test]
+        inside = int(np.clip(ONSET_BIN + GAIN_BINS - start, 0, n_bins))
+        regions = {"all": slice(0, n_bins)}
+        if 0 < inside < n_bins:
+            regions.update(odor=slice(0, inside), after=slice(inside, n_bins))
+        out[rat] = {}
+        for name, sl in regions.items():
+            flat = np.broadcast_to(counts[train][:, :, sl].mean(axis=(0, 2))[None, :, None], obs[:, :, sl].shape)
+            out[rat][name] = {"imputed": float(bits_per_spike(imputed[:, :, sl], obs[:, :, sl])),
+                              "truth": float(bits_per_spike(truth[:, :, sl], obs[:, :, sl])),
+                              "train_flat": float(bits_per_spike(flat, obs[:, :, sl])),
+                              "bins": sl.stop - sl.start}
+    return out
+
+
 def run_variants(args: argparse.Namespace, release: Path) -> int:
     """Fit ``--variant NAME KEY=VALUE ...`` for each model and seed; append records to :data:`VARIANTS`."""
     import json
@@ -955,7 +1070,8 @@ def run_variants(args: argparse.Namespace, release: Path) -> int:
         paired = pair_paper_trials(tree, config, seed)
         for model in args.models:
             rec = fit_variant(paired, model, seed, changes, epochs=args.epochs or DEFAULT_EPOCHS,
-                              patience=args.patience if args.patience is not None else DEFAULT_PATIENCE)
+                              patience=args.patience if args.patience is not None else DEFAULT_PATIENCE,
+                              standin_seed=args.seed)
             rec.update(variant=name, kind=args.kind, standin_seed=args.seed,
                        recorded=datetime.now(timezone.utc).isoformat(timespec="seconds"))
             print(f"{name} {model} seed {seed}: latent {rec['own_heldout']:.3f} raw {rec['raw_heldout']:.3f} "
