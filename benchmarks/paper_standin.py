@@ -626,6 +626,20 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
     return "\n".join(lines) + "\n"
 
 
+def gain_truth(standin_seed: int = 0, *, units: Mapping[str, int] = UNITS,
+               trials: Mapping[str, int] = TRIALS) -> dict[str, np.ndarray]:
+    """The odor-conditional expected counts per bin the gain stand-in planted, per rat.
+
+    The same draws as :func:`write_standin` with ``kind="gain"`` and the same ``seed``,
+    ``units`` and ``trials`` (``(trials, units, 400)`` each; see :func:`make_gain_rat`).
+    """
+    out = {}
+    for k, rat in enumerate(units):
+        rng = np.random.default_rng([standin_seed, k])
+        _, _, out[rat] = make_gain_rat(rat, units[rat], trials[rat], WINDOW_STARTS.get(rat, 0), rng, return_rates=True)
+    return out
+
+
 def reference_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int = 0) -> dict[int, dict[str, dict]]:
     """Two references for ``neurovamp paper``'s imputation bits/spike, on each seed's held-out trials.
 
@@ -659,10 +673,7 @@ def reference_bits_per_spike(run: Path, seeds: Sequence[int], standin_seed: int 
 
     config = PaperConfig(presets=("neurovamp",), models=("mmvm",), seeds=tuple(seeds))
     tree = load_paper_data({rat: run / "nwb" / f"{rat}.nwb" for rat in config.rats}, config)
-    rates = {}
-    for k, rat in enumerate(UNITS):
-        rng = np.random.default_rng([standin_seed, k])
-        counts, _, rates[rat] = make_gain_rat(rat, UNITS[rat], TRIALS[rat], WINDOW_STARTS[rat], rng, return_rates=True)
+    rates = gain_truth(standin_seed)
     out: dict[int, dict[str, float]] = {}
     for seed in seeds:
         paired = pair_paper_trials(tree, config, seed)
@@ -931,7 +942,7 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
     for rat, entry in every.items():
         rats[rat]["bits_per_spike_all_sources"] = entry.get("bits_per_spike")
     if standin_seed is not None:
-        for rat, regions in region_bits_per_spike(est, paired, standin_seed).items():
+        for rat, regions in region_bits_per_spike(est, paired, gain_truth(standin_seed)).items():
             rats[rat]["regions"] = regions
     own = np.mean([r["own_heldout"] for r in rats.values()])
     raw = np.mean([r["raw_heldout"] for r in rats.values()])
@@ -974,7 +985,8 @@ def _self_bits_per_spike(est, paired, m: int, rat: str, source: str = "test") ->
     return float(bits_per_spike(pred[:, :, valid], obs[:, :, valid]))
 
 
-def region_bits_per_spike(est, paired, standin_seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
+def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
+                          window_starts: Mapping[str, int] = WINDOW_STARTS) -> dict[str, dict[str, dict[str, float]]]:
     """The imputation's bits/spike in the bins where the odor acts and in the bins after it, per rat.
 
     Mitt's and Stella's paper windows (release bins 250-274) overlap the odor's gain (bins
@@ -993,8 +1005,11 @@ def region_bits_per_spike(est, paired, standin_seed: int = 0) -> dict[str, dict[
         The fitted model.
     paired
         :func:`neurovamp.pipelines.paper.pair_paper_trials` output (neurovamp preset windows).
-    standin_seed
-        Seed the gain stand-in was written with (to rebuild the truth).
+    truth_counts
+        :func:`gain_truth` of the stand-in: rat -> planted expected counts ``(trial, unit, 400)``
+        over the release's trials and bins.
+    window_starts
+        First release bin of each rat's window.
 
     Returns
     -------
@@ -1006,9 +1021,6 @@ def region_bits_per_spike(est, paired, standin_seed: int = 0) -> dict[str, dict[
 
     out: dict[str, dict[str, dict[str, float]]] = {}
     for t, rat in enumerate(paired.animals):
-        k = list(UNITS).index(rat)
-        _, _, rates = make_gain_rat(rat, UNITS[rat], TRIALS[rat], WINDOW_STARTS[rat],
-                                    np.random.default_rng([standin_seed, k]), return_rates=True)
         split = np.asarray(paired.trial_split[rat])
         test, train = np.flatnonzero(split == "test"), split == "train"
         odor = np.asarray(paired.modalities[rat]["odor"].values)[test]
@@ -1026,10 +1038,10 @@ def region_bits_per_spike(est, paired, standin_seed: int = 0) -> dict[str, dict[
                 if np.any(labels == level):
                     means.setdefault(level, []).append(pred[labels == level].mean(axis=0))
         imputed = np.stack([np.mean(means[level], axis=0) for level in odor.tolist()])
-        start = WINDOW_STARTS[rat]  # the paper's windows (the neurovamp preset's too)
+        start = window_starts[rat]
         n_bins = obs.shape[2]
         release_rows = np.asarray(paired.modalities[rat]["trial"].values).astype(int)
-        truth = rates[release_rows][:, :, start : start + n_bins][test]
+        truth = np.asarray(truth_counts[rat])[release_rows][:, :, start : start + n_bins][test]
         inside = int(np.clip(ONSET_BIN + GAIN_BINS - start, 0, n_bins))
         regions = {"all": slice(0, n_bins)}
         if 0 < inside < n_bins:

@@ -38,3 +38,11 @@ def test_run_benchmark_returns_one_scored_row_per_model_and_seed(bench):
     assert np.isfinite(row["bps_vs_generic"]) and np.isfinite(row["alignment_identity_mean_r2"])
     summary = bench.summarise(table)
     assert "±" not in summary.loc["mmvm", "r"]  # one seed: no sd
+
+
+def test_rotated_missing_withholds_one_odor_per_seed_from_the_simulators_rat(bench):
+    assert [bench.rotated_missing(s) for s in (0, 1, 2, 3, 4)] == [
+        {"rat3": ("B",)}, {"rat3": ("C",)}, {"rat3": ("D",)}, {"rat3": ("E",)}, {"rat3": ("B",)}]
+    sim = bench.simulate(1, "small", missing=bench.rotated_missing(1))
+    assert bench.missing_case(sim) == ("rat3", "C")
+    assert "C" not in sim.config.odors_of("rat3") and "E" in sim.config.odors_of("rat3")

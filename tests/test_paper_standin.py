@@ -72,3 +72,63 @@ def test_write_standin_gain_layout(standin, tmp_path):
     assert info.shape == (15, 6) and set(np.unique(info[:, 3])) <= {1, 2, 3, 4, 5}
     with pytest.raises(ValueError, match="kind"):
         standin.write_standin(tmp_path, units=units, trials=trials, kind="nope")
+
+
+@pytest.fixture(scope="module")
+def small_paired(standin, tmp_path_factory):
+    """A two-rat gain stand-in (Barat's window inside the odor's gain, Mitt's straddling its end), paired as `paper` does."""
+    from neurovamp.io.release import convert_release
+    from neurovamp.pipelines.paper import PaperConfig, load_paper_data, pair_paper_trials
+
+    root = tmp_path_factory.mktemp("gain")
+    units, trials = {"Barat": 8, "Mitt": 7}, {"Barat": 120, "Mitt": 110}
+    standin.write_standin(root / "release", units=units, trials=trials, kind="gain", seed=3)
+    convert_release(root / "release", root / "nwb", progress=False)
+    config = PaperConfig(rats=("Barat", "Mitt"), presets=("neurovamp",), models=("mmvm",), seeds=(0,))
+    tree = load_paper_data({r: root / "nwb" / f"{r}.nwb" for r in config.rats}, config)
+    return pair_paper_trials(tree, config, 0), standin.gain_truth(3, units=units, trials=trials)
+
+
+class _Oracle:
+    """Stands in for a fitted model: 'imputes' the target's planted odor-conditional counts (or its training flat rate)."""
+
+    def __init__(self, paired, truth, flat=False):
+        self.paired, self.truth, self.flat = paired, truth, flat
+
+    def generate(self, modality, source, target):
+        import xarray as xr
+
+        from neurovamp.pipelines.paper import PAPER_WINDOW_STARTS
+
+        t = self.paired.animals.index(target)
+        target_mod = self.paired.modalities[target]
+        counts = np.asarray(self.paired.counts[t], dtype=float)
+        n_bins = counts.shape[2]
+        if self.flat:
+            train = np.asarray(self.paired.trial_split[target]) == "train"
+            per_odor = {o: np.broadcast_to(counts[train].mean(axis=(0, 2))[:, None], counts.shape[1:])
+                        for o in set(target_mod["odor"].values.tolist())}
+        else:
+            start = PAPER_WINDOW_STARTS[target]
+            rows = np.asarray(target_mod["trial"].values).astype(int)
+            odor = np.asarray(target_mod["odor"].values)
+            window = np.asarray(self.truth[target])[rows][:, :, start : start + n_bins]
+            per_odor = {o: window[odor == o][0] for o in set(odor.tolist())}
+        values = np.stack([per_odor[o] for o in np.asarray(modality["odor"].values).tolist()])
+        return xr.DataArray(values, dims=("trial", "unit", "time"))
+
+
+def test_region_scores_of_a_perfect_and_of_a_flat_imputation(standin, small_paired):
+    paired, truth = small_paired
+    perfect = standin.region_bits_per_spike(_Oracle(paired, truth), paired, truth)
+    assert set(perfect["Barat"]) == {"all"}  # Barat's window lies inside the odor's 600 ms
+    assert set(perfect["Mitt"]) == {"all", "odor", "after"}
+    assert (perfect["Mitt"]["odor"]["bins"], perfect["Mitt"]["after"]["bins"]) == (10, 15)  # bins 250-259 | 260-274
+    for rat in perfect:
+        for scores in perfect[rat].values():
+            assert scores["imputed"] == pytest.approx(scores["truth"])
+    assert perfect["Mitt"]["odor"]["truth"] > 0  # the odor's gain is there to be imputed
+    flat = standin.region_bits_per_spike(_Oracle(paired, truth, flat=True), paired, truth)
+    # the training-trial flat rate over the whole window: 'all' equals the train-flat column there
+    for rat in flat:
+        assert flat[rat]["all"]["imputed"] == pytest.approx(flat[rat]["all"]["train_flat"])
