@@ -791,7 +791,41 @@ def _diagnosis(groups: Mapping[tuple, list]) -> list[str]:
     ]
     for key, title in keys.items():
         out.append(f"| {title} | " + " | ".join(_cell(_mean_sd([g["rats"][r].get(key) for g in group])) for r in rats) + " |")
-    return out + _region_table(group)
+    return out + _region_table(group) + _source_table(group)
+
+
+def _source_table(group: Sequence[Mapping]) -> list[str]:
+    """Imputation bits/spike of each rat from each other rat alone (:func:`source_bits_per_spike`)."""
+    group = [g for g in group if all("by_source" in r for r in g["rats"].values())]
+    if not group:
+        return []
+    rats = list(group[0]["rats"])
+    cell = lambda target, source: "–" if target == source else _cell(_mean_sd(  # noqa: E731
+        [g["rats"][target]["by_source"].get(source) for g in group]))
+    out = [
+        "",
+        f"Each rat (row) imputed from one other rat alone (column), seeds {', '.join(str(g['seed']) for g in group)}; "
+        "the window's first release bin in brackets (bin 200 = odor onset; the gain acts in bins 200-259):",
+        "",
+        "| target \\ source | " + " | ".join(f"{r} ({WINDOW_STARTS[r]})" for r in rats) + " |",
+        "| --- " * (1 + len(rats)) + "|",
+    ]
+    for target in rats:
+        out.append(f"| {target} ({WINDOW_STARTS[target]}) | " + " | ".join(cell(target, s) for s in rats) + " |")
+    out.append("")
+    for target in rats:
+        scores = {s: _mean_sd([g["rats"][target]["by_source"].get(s) for g in group])[0] for s in rats if s != target}
+        scores = {s: v for s, v in scores.items() if v is not None}
+        if not scores:
+            continue
+        best = max(scores, key=scores.get)
+        same = [s for s in scores if WINDOW_STARTS[s] == WINDOW_STARTS[target]]
+        text = (f"- {target}: best single source {best} ({scores[best]:+.3f})"
+                + (f"; sources with the same window ({', '.join(same)}): "
+                   + ", ".join(f"{scores[s]:+.3f}" for s in same) if same else "; no other rat has its window")
+                + "; other windows: " + ", ".join(f"{s} {scores[s]:+.3f}" for s in scores if s not in same) + ".")
+        out.append(text)
+    return out
 
 
 def _region_table(group: Sequence[Mapping]) -> list[str]:
@@ -944,6 +978,8 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
     if standin_seed is not None:
         for rat, regions in region_bits_per_spike(est, paired, gain_truth(standin_seed)).items():
             rats[rat]["regions"] = regions
+        for rat, by_source in source_bits_per_spike(est, paired).items():
+            rats[rat]["by_source"] = by_source
     own = np.mean([r["own_heldout"] for r in rats.values()])
     raw = np.mean([r["raw_heldout"] for r in rats.values()])
     history = {col: [None if v != v else round(float(v), 3) for v in est.history_[col]]
@@ -1026,18 +1062,9 @@ def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
         odor = np.asarray(paired.modalities[rat]["odor"].values)[test]
         counts = np.asarray(paired.counts[t], dtype=float)
         obs = counts[test]
-        means: dict[object, list[np.ndarray]] = {}
-        for source in paired.animals:
-            if source == rat:
-                continue
-            rows = np.flatnonzero(np.asarray(paired.trial_split[source]) == "test")
-            modality = paired.modalities[source].isel(trial=rows)
-            pred = np.asarray(est.generate(modality, source, rat).transpose("trial", "unit", "time").values, float)
-            labels = np.asarray(modality["odor"].values)
-            for level in set(odor.tolist()):
-                if np.any(labels == level):
-                    means.setdefault(level, []).append(pred[labels == level].mean(axis=0))
-        imputed = np.stack([np.mean(means[level], axis=0) for level in odor.tolist()])
+        by_source = _odor_means_by_source(est, paired, rat)
+        imputed = np.stack([np.mean([m[level] for m in by_source.values() if level in m], axis=0)
+                            for level in odor.tolist()])
         start = window_starts[rat]
         n_bins = obs.shape[2]
         release_rows = np.asarray(paired.modalities[rat]["trial"].values).astype(int)
@@ -1053,6 +1080,42 @@ def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
                               "truth": float(bits_per_spike(truth[:, :, sl], obs[:, :, sl])),
                               "train_flat": float(bits_per_spike(flat, obs[:, :, sl])),
                               "bins": sl.stop - sl.start}
+    return out
+
+
+def _odor_means_by_source(est, paired, rat: str) -> dict[str, dict[object, np.ndarray]]:
+    """Each other rat's test trials mapped to ``rat`` and averaged per odor: source -> odor -> ``(unit, time)`` counts."""
+    out: dict[str, dict[object, np.ndarray]] = {}
+    for source in paired.animals:
+        if source == rat:
+            continue
+        rows = np.flatnonzero(np.asarray(paired.trial_split[source]) == "test")
+        modality = paired.modalities[source].isel(trial=rows)
+        pred = np.asarray(est.generate(modality, source, rat).transpose("trial", "unit", "time").values, float)
+        labels = np.asarray(modality["odor"].values)
+        out[source] = {level: pred[labels == level].mean(axis=0) for level in dict.fromkeys(labels.tolist())}
+    return out
+
+
+def source_bits_per_spike(est, paired) -> dict[str, dict[str, float]]:
+    """Each rat's test trials imputed from one other rat alone: ``{rat: {source: bits/spike}}``.
+
+    Scored like the paper's imputation (each test trial predicted by its odor's mean of the
+    source's mapped test trials; each unit's flat mean rate over the test trials as the
+    null), so the mixture over sources of :func:`region_bits_per_spike` can be read source
+    by source: the rats' windows lie at different times after odor onset, and a source
+    whose window holds another part of the odor's time course may mislead.
+    """
+    from neurovamp.analysis.metrics import bits_per_spike
+
+    out: dict[str, dict[str, float]] = {}
+    for t, rat in enumerate(paired.animals):
+        test = np.flatnonzero(np.asarray(paired.trial_split[rat]) == "test")
+        odor = np.asarray(paired.modalities[rat]["odor"].values)[test].tolist()
+        obs = np.asarray(paired.counts[t], dtype=float)[test]
+        out[rat] = {source: float(bits_per_spike(np.stack([means[level] for level in odor]), obs))
+                    for source, means in _odor_means_by_source(est, paired, rat).items()
+                    if all(level in means for level in odor)}
     return out
 
 

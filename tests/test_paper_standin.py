@@ -132,3 +132,15 @@ def test_region_scores_of_a_perfect_and_of_a_flat_imputation(standin, small_pair
     # the training-trial flat rate over the whole window: 'all' equals the train-flat column there
     for rat in flat:
         assert flat[rat]["all"]["imputed"] == pytest.approx(flat[rat]["all"]["train_flat"])
+
+
+def test_source_scores_are_the_imputation_from_each_source_alone(standin, small_paired):
+    paired, truth = small_paired
+    oracle = _Oracle(paired, truth)
+    by_source = standin.source_bits_per_spike(oracle, paired)
+    mixed = standin.region_bits_per_spike(oracle, paired, truth)
+    assert set(by_source) == {"Barat", "Mitt"} and set(by_source["Mitt"]) == {"Barat"}
+    # every source 'imputes' the truth here, so each alone scores what the mixture scores
+    for rat, scores in by_source.items():
+        for value in scores.values():
+            assert value == pytest.approx(mixed[rat]["all"]["imputed"])
