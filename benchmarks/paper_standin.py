@@ -732,12 +732,14 @@ def variants_section(path: Path) -> str:
         "bits/spike per rat). `default` = neurovamp's defaults as `neurovamp paper` applies them (epochs 100, "
         "patience 15, KL warm-up 50, batch 128, lr 1e-3). *All source trials*: the same imputation of each rat's "
         "test trials from every trial (train, val, test) of the other rats instead of their test trials only "
-        "(`evaluate_imputation(..., source_split=None)`; recorded for the later runs only). *self bps* is in the "
+        "(`evaluate_imputation(..., source_split=None)`; recorded for the later runs only). *Validation-weighted "
+        "sources*: the paper's imputation with the sources mixed by weights fitted on each rat's validation trials "
+        "(`bits_per_spike_weighted`; recorded for the latest runs only). *self bps* is in the "
         "JSON lines. Mean ± sd over the seeds listed.",
         "",
         "| variant | model | seeds | latent | raw | ratio | " + " | ".join(f"bps {r}" for r in rats)
-        + " | min bps | min bps, all source trials | epochs | best epoch | fit (s) |",
-        "| --- " * (11 + len(rats)) + "|",
+        + " | min bps | min bps, all source trials | min bps, validation-weighted sources | epochs | best epoch | fit (s) |",
+        "| --- " * (12 + len(rats)) + "|",
     ]
     for (variant, model), group in groups.items():
         group = sorted({g["seed"]: g for g in group}.values(), key=lambda g: g["seed"])  # last record per seed
@@ -746,6 +748,7 @@ def variants_section(path: Path) -> str:
         cells += [_cell(_mean_sd([g["rats"][r]["bits_per_spike"] for g in group])) for r in rats]
         cells.append(_cell(_mean_sd([g["min_bits_per_spike"] for g in group])))
         cells.append(_cell(_mean_sd([g.get("min_bits_per_spike_all_sources") for g in group])))
+        cells.append(_cell(_mean_sd([g.get("min_bits_per_spike_weighted") for g in group])))
         cells += [_cell(_mean_sd([g[k] for g in group]), 0) for k in ("epochs_run", "best_epoch", "fit_seconds")]
         changes = ", ".join(f"{k}={v}" for k, v in group[0]["changes"].items()) or "neurovamp's defaults"
         lines.append(f"| {variant} ({changes}) | {model} | {', '.join(str(g['seed']) for g in group)} | "
@@ -756,12 +759,17 @@ def variants_section(path: Path) -> str:
         name = f"{variant} ({model}, {len(group)} seed{'s' if len(group) > 1 else ''})"
         if all(g["ratio"] >= 0.9 for g in group):
             (both if all(g["min_bits_per_spike"] > 0 for g in group) else decode_only).append(name)
+    weighted_both = [f"{variant} ({model})" for (variant, model), group in groups.items()
+                     if all(g["ratio"] >= 0.9 and (g.get("min_bits_per_spike_weighted") or 0) > 0
+                            for g in {g["seed"]: g for g in group}.values())]
     lines += [
         "",
         "- Latent decoding >= 90 % of raw and bits/spike > 0 for every rat, on every seed fitted: "
         + (", ".join(both) or "none") + ".",
         "- Latent decoding >= 90 % of raw on every seed, but some rat at or below the flat rate: "
         + (", ".join(decode_only) or "none") + ".",
+        "- The same with the validation-weighted sources (bits/spike > 0 for every rat on every seed): "
+        + (", ".join(weighted_both) or "none") + ".",
     ]
     lines += _diagnosis(groups)
     return "\n".join(lines) + "\n"
@@ -772,6 +780,7 @@ def _diagnosis(groups: Mapping[tuple, list]) -> list[str]:
     keys = {
         "bits_per_spike": "imputed from other rats' test trials (the paper's score)",
         "bits_per_spike_all_sources": "imputed from all of the other rats' trials",
+        "bits_per_spike_weighted": "imputed from other rats' test trials, sources weighted on the validation trials",
         "self_train_bits_per_spike": "own training trials reconstructed, odor means",
         "self_bits_per_spike": "own test trials reconstructed, odor means (partly in-sample)",
     }
@@ -967,6 +976,7 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
             "chance": dec.get("chance"), "shared_heldout": entry["shared_decoding"]["odor"].get("balanced_accuracy"),
             "bits_per_spike": imp.get("bits_per_spike"), "generic_bits_per_spike": imp.get("generic_bits_per_spike"),
             "own_psth_bits_per_spike": imp.get("own_psth_bits_per_spike"),
+            "bits_per_spike_weighted": imp.get("bits_per_spike_weighted"), "source_weights": imp.get("source_weights"),
         }
     for m, rat in enumerate(paired.animals):  # self: the rat's own test trials through its own encoder/decoder
         rats[rat]["self_bits_per_spike"] = _self_bits_per_spike(est, paired, m, rat)
@@ -992,6 +1002,8 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
         "own_heldout": float(own), "raw_heldout": float(raw), "ratio": float(own / raw),
         "min_bits_per_spike": float(min(r["bits_per_spike"] for r in rats.values())),
         "min_bits_per_spike_all_sources": float(min(r["bits_per_spike_all_sources"] for r in rats.values())),
+        "min_bits_per_spike_weighted": min((r["bits_per_spike_weighted"] for r in rats.values()
+                                            if r["bits_per_spike_weighted"] is not None), default=None),
         "mean_bits_per_spike": float(np.mean([r["bits_per_spike"] for r in rats.values()])),
         "rats": rats,
     }

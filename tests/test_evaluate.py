@@ -298,3 +298,33 @@ def test_the_generic_null_is_fair_on_sparse_counts():
     assert raw["generic_bits_per_spike"] < -1.0  # the straw man the unsmoothed null was
     assert -0.15 < fair["generic_bits_per_spike"] < 0.05
     assert 0.0 < fair["bits_per_spike_vs_generic"] < 0.15
+
+
+def test_validation_weighted_imputation_by_hand(model, paired, metrics):
+    """rat1's source weights are the stacking weights of its validation trials; its weighted score mixes test means with them."""
+    from neurovamp.analysis.metrics import stacking_weights
+
+    entry = metrics["animals"]["rat1"]["imputation"]
+    sources = [a for a in paired.animals if a != "rat1"]
+    assert list(entry["source_weights"]) == sources
+    assert sum(entry["source_weights"].values()) == pytest.approx(1.0)
+    odors = np.asarray(paired.modalities["rat1"]["odor"].values)
+    counts = np.asarray(paired.counts[0], dtype=float)
+
+    has = {s: set(paired.modalities[s]["odor"].values.tolist()) for s in sources}  # rat3 never smelled E
+
+    def means(split):
+        rows = np.flatnonzero(paired.trial_split["rat1"] == split)
+        return rows, {s: {o: impute_condition_mean(model, paired, target="rat1", sources=[s], condition={"odor": o},
+                                                   split=split)["rates"].values * paired.bin_size
+                          for o in set(odors[rows].tolist()) & has[s]} for s in sources}
+
+    val_rows, val = means("val")
+    val_rows = val_rows[[all(o in has[s] for s in sources) for o in odors[val_rows]]]  # conditions every source has
+    stack = np.stack([np.stack([val[s][o] for o in odors[val_rows]]) for s in sources])
+    weights = dict(zip(sources, stacking_weights(stack, counts[val_rows])))
+    assert entry["source_weights"] == pytest.approx(weights, abs=1e-6)
+    test_rows, test = means("test")
+    pred = np.stack([sum(weights[s] * test[s][o] for s in sources if o in has[s])
+                     / sum(weights[s] for s in sources if o in has[s]) for o in odors[test_rows]])
+    assert entry["bits_per_spike_weighted"] == pytest.approx(bits_per_spike(pred, counts[test_rows]), rel=1e-6)

@@ -290,3 +290,24 @@ def test_condition_scores_bundle_the_shared_scores():
     assert out["r"] == pytest.approx(ref["r"]) and out["r2"] == pytest.approx(ref["r2"])
     empty = condition_scores(imputed, generic, np.zeros_like(counts), observed=imputed)
     assert np.isnan(empty["bps_flat"]) and empty["r2"] == pytest.approx(1.0)
+
+
+def test_stacking_weights_recover_the_mixture_the_counts_came_from():
+    from neurovamp.analysis.metrics import stacking_weights
+
+    rng = np.random.default_rng(4)
+    a = rng.uniform(0.05, 2.0, (400, 6, 10))
+    b = rng.uniform(0.05, 2.0, a.shape)
+    counts = rng.poisson(0.3 * a + 0.7 * b)
+    w = stacking_weights(np.stack([a, b]), counts)
+    assert w.sum() == pytest.approx(1.0) and (w >= 0).all()
+    assert w == pytest.approx([0.3, 0.7], abs=0.03)
+    # a source unrelated to the counts gets (almost) no weight; one source gets all of it
+    noise = rng.uniform(0.05, 2.0, a.shape)
+    assert stacking_weights(np.stack([a, noise]), rng.poisson(a))[1] < 0.05
+    assert stacking_weights(a[None], counts).tolist() == [1.0]
+    # the weights maximise the likelihood: no other point of the simplex does better
+    ll = lambda v: poisson_log_likelihood(v[0] * a + v[1] * b, counts)  # noqa: E731
+    assert all(ll(w) >= ll(np.array([x, 1 - x])) - 1e-6 for x in np.linspace(0, 1, 21))
+    with pytest.raises(DataError, match="predictions"):
+        stacking_weights(np.stack([a, b]), counts[:, :3])

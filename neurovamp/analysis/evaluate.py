@@ -75,6 +75,7 @@ from neurovamp.analysis.metrics import (
     psth_r2,
     smooth_psth,
     psth_r2_by_condition,
+    stacking_weights,
 )
 from neurovamp.data.modality import label_names
 from neurovamp.data.pairing import SPLITS, PairedData
@@ -552,15 +553,8 @@ def _imputation_one(
 
     # condition means of each source's predictions, mixed over sources (expected counts per bin)
     levels = list(dict.fromkeys(target_labels.tolist()))
-    cond_mean: dict[Any, np.ndarray] = {}
-    for level in levels:
-        means = []
-        for source, pred in preds.items():
-            sel = np.asarray(pred[label].values) == level
-            if sel.any():
-                means.append(pred.values[sel].mean(axis=0))
-        if means:
-            cond_mean[level] = np.mean(means, axis=0) * bin_size
+    by_source = _condition_means_by_source(preds, label, levels, bin_size)
+    cond_mean = _mix_sources(by_source, levels)
     scored = np.array([lab in cond_mean for lab in target_labels.tolist()])
     notes: list[str] = []
     if not scored.all():
@@ -593,6 +587,7 @@ def _imputation_one(
             ref = np.stack([own[lab] for lab in labs.tolist()])
             entry["own_psth_bits_per_spike"], _, _ = _captured(bits_per_spike, ref, obs)
         entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes, sigma_bins=sigma))
+        entry.update(_weighted_scores(model, mods, paired, target, sources, label, by_source, labs, obs, valid, notes))
 
     # cross-animal generation accuracy: classifier trained on real train-split activity of the target
     train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
@@ -625,6 +620,82 @@ def _imputation_one(
     if notes:
         entry["notes"] = list(dict.fromkeys(notes))
     return _with_old_keys(entry)
+
+
+def _condition_means_by_source(preds: Mapping[str, xr.DataArray], label: str, levels: Sequence[Any],
+                               bin_size: float) -> dict[str, dict[Any, np.ndarray]]:
+    """Each source's predictions averaged per condition: source -> level -> ``(unit, time)`` expected counts."""
+    out: dict[str, dict[Any, np.ndarray]] = {}
+    for source, pred in preds.items():
+        values = np.asarray(pred[label].values)
+        out[source] = {level: pred.values[values == level].mean(axis=0) * bin_size
+                       for level in levels if np.any(values == level)}
+    return out
+
+
+def _mix_sources(by_source: Mapping[str, Mapping[Any, np.ndarray]], levels: Sequence[Any],
+                 weights: Mapping[str, float] | None = None) -> dict[Any, np.ndarray]:
+    """Per condition, the mixture of the sources that have it: equal weights, or ``weights`` renormalised."""
+    mixed: dict[Any, np.ndarray] = {}
+    for level in levels:
+        have = [s for s, means in by_source.items() if level in means]
+        if not have:
+            continue
+        stack = np.stack([by_source[s][level] for s in have])
+        if weights is None:
+            mixed[level] = stack.mean(axis=0)
+            continue
+        w = np.array([weights[s] for s in have])
+        if w.sum() > 0:
+            mixed[level] = np.tensordot(w / w.sum(), stack, axes=1)
+    return mixed
+
+
+def _weighted_scores(
+    model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData, target: str, sources: Sequence[str], label: str,
+    by_source: Mapping[str, Mapping[Any, np.ndarray]], labs: np.ndarray, obs: np.ndarray, valid: np.ndarray,
+    notes: list[str],
+) -> dict[str, Any]:
+    """The imputation with the sources weighted by how well each predicted the target's *validation* trials.
+
+    On the validation split (trials neither the weights' scores nor the model's test scores
+    use), each source's validation trials are mapped to the target and averaged per
+    condition, and :func:`~neurovamp.analysis.metrics.stacking_weights` finds the mixture
+    of sources that best predicts the target's validation trials. The scored trials are then
+    predicted by the sources' condition means (``by_source``) mixed with those weights.
+    """
+    none = {"bits_per_spike_weighted": None, "source_weights": None}
+    if len(by_source) < 2:
+        return none
+    t = paired.animals.index(target)
+    rows = select_trials(mods[target], {}, paired.trial_split[target], "val")
+    if rows.size == 0:
+        notes.append(f"{target!r} has no 'val' trials: no validation weights of the sources")
+        return none
+    val_labels = np.asarray(mods[target][label].values)[rows]
+    levels = list(dict.fromkeys(val_labels.tolist()))
+    try:
+        preds = _source_predictions(model, mods, paired, target, list(by_source), {}, "val", None)
+    except DataError as exc:
+        notes.append(f"no validation weights of the sources: {exc}")
+        return none
+    val_means = _condition_means_by_source(preds, label, levels, paired.bin_size)
+    names = [s for s in by_source if s in val_means]
+    keep = np.array([all(lab in val_means[s] for s in names) for lab in val_labels.tolist()])
+    if len(names) < 2 or not keep.any():
+        notes.append("no validation trial of a condition every source has: no validation weights of the sources")
+        return none
+    stack = np.stack([np.stack([val_means[s][lab] for lab in val_labels[keep].tolist()]) for s in names])
+    val_obs = np.asarray(paired.counts[t], dtype=float)[rows][keep]
+    ok = np.all(np.isfinite(stack), axis=(0, 1, 2))
+    weights = dict(zip(names, stacking_weights(stack[..., ok], val_obs[..., ok]).tolist()))
+    mixed = _mix_sources({s: by_source[s] for s in names}, list(dict.fromkeys(labs.tolist())), weights)
+    if not all(lab in mixed for lab in labs.tolist()):
+        return {"bits_per_spike_weighted": None, "source_weights": weights}
+    pred = np.stack([mixed[lab] for lab in labs.tolist()])[:, :, valid]
+    bps, w, e = _captured(bits_per_spike, pred, obs)
+    notes += w + ([e] if e else [])
+    return {"bits_per_spike_weighted": bps, "source_weights": weights}
 
 
 def _with_old_keys(entry: dict[str, Any]) -> dict[str, Any]:
@@ -721,7 +792,10 @@ def evaluate_imputation(
         animal's real train-split activity, applied to the activity generated from each
         source trial; classes the animal never experienced are left out; alias
         ``coherence``), ``cross_generation_chance``, ``cross_generation_by_source``,
-        ``n_trials``, ``sources`` and ``notes``.
+        ``bits_per_spike_weighted`` and ``source_weights`` (the same imputation with the
+        sources mixed by weights fitted on the animal's validation trials,
+        :func:`~neurovamp.analysis.metrics.stacking_weights`; None without validation
+        trials or with one source), ``n_trials``, ``sources`` and ``notes``.
     """
     del seed
     paired = _check_inputs(model, paired)
@@ -795,13 +869,15 @@ def evaluate_model(
                  "shared_decoding": {"<label>": {"balanced_accuracy", ...}},
                  "imputation": {"bits_per_spike", "psth_r2", "cross_generation_accuracy",
                                 "generic_bits_per_spike", "bits_per_spike_vs_generic",
-                                "condition_specific_r", "condition_specific_r2", ...},
+                                "condition_specific_r", "condition_specific_r2",
+                                "bits_per_spike_weighted", "source_weights", ...},
                  "decoding_over_time": {"<label>": {"time", "score", "chance", ...}},
                  "trials": {"train": n, "val": n, "test": n}}},
              "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", "cross_validated",
                            "identity_r2", "identity_mean_r2", ...},
              "summary": {"alignment_r2", "bits_per_spike", "psth_r2", "cross_generation_accuracy",
-                         "generic_bits_per_spike", "bits_per_spike_vs_generic", "condition_specific_r",
+                         "generic_bits_per_spike", "bits_per_spike_vs_generic", "bits_per_spike_weighted",
+                         "condition_specific_r",
                          "balanced_accuracy": {label: mean}, "shared_balanced_accuracy": {...}}}
 
         NaN is written as None. ``coherence`` (animals' imputation and summary) is the
@@ -835,6 +911,7 @@ def evaluate_model(
         "cross_generation_accuracy": _mean([imputation[a].get("cross_generation_accuracy") for a in paired.animals]),
         "generic_bits_per_spike": _mean([imputation[a].get("generic_bits_per_spike") for a in paired.animals]),
         "bits_per_spike_vs_generic": _mean([imputation[a].get("bits_per_spike_vs_generic") for a in paired.animals]),
+        "bits_per_spike_weighted": _mean([imputation[a].get("bits_per_spike_weighted") for a in paired.animals]),
         "condition_specific_r": _mean([imputation[a].get("condition_specific_r") for a in paired.animals]),
         "balanced_accuracy": {
             label: _mean([decoding[a]["decoding"][label].get("balanced_accuracy") for a in paired.animals])

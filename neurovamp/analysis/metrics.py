@@ -38,6 +38,7 @@ __all__ = [
     "condition_specific_score",
     "condition_scores",
     "band_coverage",
+    "stacking_weights",
 ]
 
 #: Smallest rate (expected counts per bin) used inside a logarithm.
@@ -654,3 +655,59 @@ def band_coverage(lo: ArrayLike, hi: ArrayLike, truth: ArrayLike) -> float:
     if np.any(lo_ > hi_):
         raise DataError("band lower end exceeds its upper end")
     return float(np.mean((lo_ <= t) & (t <= hi_)))
+
+
+def stacking_weights(predictions: ArrayLike, counts: ArrayLike, *, eps: float = RATE_EPS) -> np.ndarray:
+    """Weights of several predictions whose mixture best predicts ``counts`` (Poisson).
+
+    The non-negative weights ``w`` summing to 1 that maximise the Poisson log-likelihood of
+    ``counts`` under the mixed rate ``Σ_s w_s · predictions[s]``. The log-likelihood is
+    concave in ``w``, so the maximum on the simplex is found by any local method (SLSQP
+    here, from equal weights). Fitted on data the scores are not computed on (a validation
+    split), the weights say how much to trust each source of an imputation.
+
+    Parameters
+    ----------
+    predictions
+        ``(source, ...)`` expected counts per bin, each ``predictions[s]`` shaped like
+        ``counts``.
+    counts
+        Observed spike counts.
+    eps
+        Lower clip of the mixed rate inside the logarithm.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(source,)`` float64, non-negative, summing to 1 (``[1.0]`` for one source).
+
+    Raises
+    ------
+    DataError
+        On mismatched shapes, NaNs, negative values, or no prediction at all.
+    """
+    from scipy.optimize import minimize
+
+    eps = _check_eps(eps)
+    p = np.asarray(predictions, dtype=np.float64)
+    k = np.asarray(counts, dtype=np.float64)
+    if p.ndim < 1 or p.shape[0] == 0 or p.shape[1:] != k.shape:
+        raise DataError(f"predictions {p.shape} must be (source, *counts.shape) with counts {k.shape}")
+    if not (np.isfinite(p).all() and np.isfinite(k).all()) or (p < 0).any() or (k < 0).any():
+        raise DataError("predictions and counts must be finite and non-negative")
+    n = p.shape[0]
+    if n == 1:
+        return np.ones(1)
+    flat = p.reshape(n, -1)
+    obs = k.reshape(-1)
+    totals = flat.sum(axis=1)
+
+    def negative_ll(w: np.ndarray) -> tuple[float, np.ndarray]:
+        lam = np.maximum(w @ flat, eps)
+        return float(lam.sum() - obs @ np.log(lam)), totals - flat @ (obs / lam)
+
+    result = minimize(negative_ll, np.full(n, 1.0 / n), jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * n,
+                      constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0, "jac": lambda w: np.ones_like(w)}])
+    w = np.clip(result.x, 0.0, None)
+    return w / w.sum() if w.sum() > 0 else np.full(n, 1.0 / n)
+
