@@ -183,6 +183,20 @@ def test_report_numbers_agree_with_metrics(finished_run):
     assert "figures/latents_paper_mmvm.png" in text and overview
 
 
+def test_report_states_both_imputations_per_rat_from_the_fits(finished_run):
+    metrics = read_paper_metrics(finished_run / "metrics.json")
+    text = (finished_run / "report.md").read_text()
+    mmvm = [f for f in metrics["fits"] if f["preset"] == "paper" and f["model"] == "mmvm"]
+    for key, opening in (("bits_per_spike", "mmvm's imputation of held-out trials, bits/spike per rat"),
+                         ("bits_per_spike_weighted", "The same with the other rats weighted by how well each predicted")):
+        values = {rat: np.mean([f["rats"][rat][key] for f in mmvm]) for rat in RATS}
+        assert all(f["rats"][rat][key] is not None for f in mmvm for rat in RATS), key
+        line = next(line for line in text.splitlines() if opening in line)
+        for rat, value in values.items():
+            assert f"{rat} {value:.3f}" in line, (key, rat)
+        assert ("above a flat rate for every rat" in line) == all(v > 0 for v in values.values())
+
+
 def test_finished_run_is_not_replaced_without_overwrite(finished_run, release, capsys):
     before = (finished_run / "report.md").read_text()
     status = main(["paper", str(release), "--out", str(finished_run), *FAST])

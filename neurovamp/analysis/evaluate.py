@@ -587,7 +587,7 @@ def _imputation_one(
             ref = np.stack([own[lab] for lab in labs.tolist()])
             entry["own_psth_bits_per_spike"], _, _ = _captured(bits_per_spike, ref, obs)
         entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes, sigma_bins=sigma))
-        entry.update(_weighted_scores(model, mods, paired, target, sources, label, by_source, labs, obs, valid, notes))
+        entry.update(_weighted_scores(model, mods, paired, target, label, by_source, labs, obs, valid, notes))
 
     # cross-animal generation accuracy: classifier trained on real train-split activity of the target
     train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
@@ -652,7 +652,7 @@ def _mix_sources(by_source: Mapping[str, Mapping[Any, np.ndarray]], levels: Sequ
 
 
 def _weighted_scores(
-    model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData, target: str, sources: Sequence[str], label: str,
+    model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData, target: str, label: str,
     by_source: Mapping[str, Mapping[Any, np.ndarray]], labs: np.ndarray, obs: np.ndarray, valid: np.ndarray,
     notes: list[str],
 ) -> dict[str, Any]:

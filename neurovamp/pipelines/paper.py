@@ -604,6 +604,7 @@ def _fit_record(
             "raw_heldout": _number(dec.get("raw_balanced_accuracy")),
             "cross_generation_accuracy": _number(imp.get("cross_generation_accuracy")),
             "bits_per_spike": _number(imp.get("bits_per_spike")),
+            "bits_per_spike_weighted": _number(imp.get("bits_per_spike_weighted")),
             "psth_r2": _number(imp.get("psth_r2")),
             "chance": _number(dec.get("chance")),
         }
@@ -1225,14 +1226,17 @@ def _noise_sentences(fits: Sequence[Mapping[str, Any]], preset: str) -> list[str
     if own is not None and raw:
         out.append(f"mmvm's latents decode odor on held-out trials at {own:.3f} against {raw:.3f} from the raw counts "
                    f"({100 * own / raw:.0f} % of raw-count decoding).")
-    bps = [(rat, _mean([_number(f["rats"].get(rat, {}).get("bits_per_spike")) for f in mmvm]))
-           for rat in (mmvm[0]["rats"] if mmvm else {})]
-    bps = [(rat, v) for rat, v in bps if v is not None]
-    if bps:
-        below = [rat for rat, v in bps if v <= 0]
-        out.append("mmvm's imputation of held-out trials, bits/spike per rat (mean over seeds): "
-                   + ", ".join(f"{rat} {v:.3f}" for rat, v in bps)
-                   + (f"; not above a flat rate for {', '.join(below)}." if below else "; above a flat rate for every rat."))
+    for key, what in (("bits_per_spike", "mmvm's imputation of held-out trials"),
+                      ("bits_per_spike_weighted", "The same with the other rats weighted by how well each predicted "
+                                                  "the rat's validation trials")):
+        bps = [(rat, _mean([_number(f["rats"].get(rat, {}).get(key)) for f in mmvm]))
+               for rat in (mmvm[0]["rats"] if mmvm else {})]
+        bps = [(rat, v) for rat, v in bps if v is not None]
+        if bps:
+            below = [rat for rat, v in bps if v <= 0]
+            out.append(f"{what}, bits/spike per rat (mean over seeds): " + ", ".join(f"{rat} {v:.3f}" for rat, v in bps)
+                       + (f"; not above a flat rate for {', '.join(below)}." if below else
+                          "; above a flat rate for every rat."))
     return out
 
 
