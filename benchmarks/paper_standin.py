@@ -403,7 +403,7 @@ def record(run: Path, seconds: float, argv: Sequence[str], out: Path) -> str:
 #: Marks the start of the gain stand-in's section in ``paper_standin.md`` (kept by :func:`record`).
 GAIN_MARKER = "<!-- gain stand-in: written by benchmarks/paper_standin.py --kind gain -->"
 #: Per-rat metrics of a paper fit record read here, plus two imputation references of its evaluation.
-_RAT_KEYS = ("own_heldout", "raw_heldout", "shared_heldout", "bits_per_spike", "chance")
+_RAT_KEYS = ("own_heldout", "raw_heldout", "shared_heldout", "bits_per_spike", "bits_per_spike_weighted", "chance")
 _IMPUTATION_REFS = ("generic_bits_per_spike", "own_psth_bits_per_spike", "bits_per_spike_vs_generic")
 
 
@@ -459,7 +459,8 @@ def gain_summary(fits: Sequence[Mapping]) -> dict[str, dict]:
             rats = _rat_rows(fit)
             avg = {k: _mean_sd([r[k] for r in rats.values()])[0] for k in keys}
             avg["ratio"] = avg["own_heldout"] / avg["raw_heldout"] if avg["own_heldout"] and avg["raw_heldout"] else None
-            avg["min_bits_per_spike"] = min((r["bits_per_spike"] for r in rats.values() if r["bits_per_spike"] is not None), default=None)
+            for key in ("bits_per_spike", "bits_per_spike_weighted"):
+                avg[f"min_{key}"] = min((r[key] for r in rats.values() if r[key] is not None), default=None)
             per_seed.append({"seed": fit["seed"], "rats": rats, "average": avg,
                              "epochs_run": fit.get("epochs_run"), "best_epoch": fit.get("best_epoch"),
                              "fit_seconds": fit.get("fit_seconds")})
@@ -467,7 +468,8 @@ def gain_summary(fits: Sequence[Mapping]) -> dict[str, dict]:
         out[model] = {
             "seeds": [p["seed"] for p in per_seed],
             "per_rat": {rat: {k: _mean_sd([p["rats"][rat][k] for p in per_seed]) for k in keys} for rat in rats},
-            "average": {k: _mean_sd([p["average"][k] for p in per_seed]) for k in (*keys, "min_bits_per_spike")},
+            "average": {k: _mean_sd([p["average"][k] for p in per_seed])
+                        for k in (*keys, "min_bits_per_spike", "min_bits_per_spike_weighted")},
             "per_seed": per_seed,
         }
     return out
@@ -477,9 +479,9 @@ def _cell(stat: tuple[float | None, float | None], digits: int = 3) -> str:
     return _fmt(stat[0], stat[1], digits)
 
 
-def _not_above(per_seed: Mapping) -> str:
-    """``"; seed S: rat bps, ..."`` for the rats of one seed whose bits/spike is not above 0 (or ``""``)."""
-    low = [f"{rat} {r['bits_per_spike']:.3f}" for rat, r in per_seed["rats"].items() if r["bits_per_spike"] <= 0]
+def _not_above(per_seed: Mapping, key: str = "bits_per_spike") -> str:
+    """``"; seed S: rat bps, ..."`` for the rats of one seed whose ``key`` is not above 0 (or ``""``)."""
+    low = [f"{rat} {r[key]:.3f}" for rat, r in per_seed["rats"].items() if r[key] is not None and r[key] <= 0]
     return f"; seed {per_seed['seed']}: {', '.join(low)} not above the flat rate" if low else ""
 
 
@@ -553,7 +555,8 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         "the sources' odor-mean predictions), Poisson log-likelihood against each unit's flat mean rate over those "
         "trials (> 0 beats the flat rate; `bits_per_spike`); *generic* = the rat's own training-trial mean over "
         "odors as the prediction (same null); *own PSTH* = the rat's own training-trial odor means as the prediction "
-        "(an unsmoothed per-bin mean: where a unit fired no training spike in a bin it predicts 0 there); *truth* = the "
+        "(smoothed like the generic null, `NULL_SMOOTH_S`); *weighted* = the imputation with the sources mixed by "
+        "weights fitted on the rat's validation trials (`bits_per_spike_weighted`); *truth* = the "
         "stand-in's true odor-conditional rates (trial gains averaged out) as the prediction, the ceiling of an "
         "imputation from rats that share only the odor; *train-flat* = each unit's mean rate over the rat's training "
         "trials, flat, as the prediction (what estimating a unit's level from training trials costs against the "
@@ -565,22 +568,22 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         lines += [
             f"### {model}",
             "",
-            "| rat | latent | raw | ratio | chance | shared | bits/spike | truth | train-flat | vs held-out flat | "
-            "generic | own PSTH |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| rat | latent | raw | ratio | chance | shared | bits/spike | weighted | truth | train-flat | "
+            "vs held-out flat | generic | own PSTH |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for rat, r in s["per_rat"].items():
             lines.append(
                 f"| {rat} | {_cell(r['own_heldout'])} | {_cell(r['raw_heldout'])} | {_cell(r['ratio'], 2)} | "
                 f"{_cell(r['chance'], 2)} | {_cell(r['shared_heldout'])} | {_cell(r['bits_per_spike'])} | "
-                f"{_cell(ref('truth', rat))} | {_cell(ref('train_flat', rat))} | {_cell(ref('', rat, model))} | "
+                f"{_cell(r['bits_per_spike_weighted'])} | {_cell(ref('truth', rat))} | {_cell(ref('train_flat', rat))} | {_cell(ref('', rat, model))} | "
                 f"{_cell(r['generic_bits_per_spike'])} | {_cell(r['own_psth_bits_per_spike'])} |"
             )
         a = s["average"]
         lines.append(
             f"| mean over rats | {_cell(a['own_heldout'])} | {_cell(a['raw_heldout'])} | {_cell(a['ratio'], 2)} | "
             f"{_cell(a['chance'], 2)} | {_cell(a['shared_heldout'])} | {_cell(a['bits_per_spike'])} | "
-            f"{_cell(ref('truth'))} | {_cell(ref('train_flat'))} | {_cell(ref('', None, model))} | "
+            f"{_cell(a['bits_per_spike_weighted'])} | {_cell(ref('truth'))} | {_cell(ref('train_flat'))} | {_cell(ref('', None, model))} | "
             f"{_cell(a['generic_bits_per_spike'])} | {_cell(a['own_psth_bits_per_spike'])} |"
         )
         lines += ["", "Per seed: " + "; ".join(
@@ -609,6 +612,13 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
             + (f" (not above the flat rate, mean over seeds: {', '.join(neg)})" if neg else "")
             + "".join(_not_above(p) for p in s["per_seed"]) + ".",
         ]
+        weighted = [p["average"]["min_bits_per_spike_weighted"] for p in s["per_seed"]]
+        if all(w is not None for w in weighted):
+            lines.append(
+                "- the same with the sources weighted on each rat's validation trials (`bits_per_spike_weighted`): "
+                f"lowest rat per seed {', '.join(f'{w:.3f}' for w in weighted)}: "
+                f"**{'met' if all(w > 0 for w in weighted) else 'not met'}**"
+                + "".join(_not_above(p, "bits_per_spike_weighted") for p in s["per_seed"]) + ".")
         if refs:
             held = {rat: ref("", rat, "mmvm")[0] for rat in s["per_rat"]}
             truth_rat = {rat: ref("truth", rat)[0] for rat in s["per_rat"]}
