@@ -996,9 +996,10 @@ def fit_variant(paired, model: str, seed: int, changes: Mapping[str, object], *,
     for rat, entry in every.items():
         rats[rat]["bits_per_spike_all_sources"] = entry.get("bits_per_spike")
     if standin_seed is not None:
-        for rat, regions in region_bits_per_spike(est, paired, gain_truth(standin_seed)).items():
+        means = odor_means_by_source(est, paired)  # the mapped test trials, shared by both diagnostics
+        for rat, regions in region_bits_per_spike(means, paired, gain_truth(standin_seed)).items():
             rats[rat]["regions"] = regions
-        for rat, by_source in source_bits_per_spike(est, paired).items():
+        for rat, by_source in source_bits_per_spike(means, paired).items():
             rats[rat]["by_source"] = by_source
     own = np.mean([r["own_heldout"] for r in rats.values()])
     raw = np.mean([r["raw_heldout"] for r in rats.values()])
@@ -1043,7 +1044,8 @@ def _self_bits_per_spike(est, paired, m: int, rat: str, source: str = "test") ->
     return float(bits_per_spike(pred[:, :, valid], obs[:, :, valid]))
 
 
-def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
+def region_bits_per_spike(means: Mapping[str, Mapping[str, Mapping[object, np.ndarray]]], paired,
+                          truth_counts: Mapping[str, np.ndarray],
                           window_starts: Mapping[str, int] = WINDOW_STARTS) -> dict[str, dict[str, dict[str, float]]]:
     """The imputation's bits/spike in the bins where the odor acts and in the bins after it, per rat.
 
@@ -1059,8 +1061,8 @@ def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
 
     Parameters
     ----------
-    est
-        The fitted model.
+    means
+        :func:`odor_means_by_source` of the fitted model on ``paired``.
     paired
         :func:`neurovamp.pipelines.paper.pair_paper_trials` output (neurovamp preset windows).
     truth_counts
@@ -1084,8 +1086,7 @@ def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
         odor = np.asarray(paired.modalities[rat]["odor"].values)[test]
         counts = np.asarray(paired.counts[t], dtype=float)
         obs = counts[test]
-        by_source = _odor_means_by_source(est, paired, rat)
-        imputed = np.stack([np.mean([m[level] for m in by_source.values() if level in m], axis=0)
+        imputed = np.stack([np.mean([m[level] for m in means[rat].values() if level in m], axis=0)
                             for level in odor.tolist()])
         start = window_starts[rat]
         n_bins = obs.shape[2]
@@ -1105,28 +1106,37 @@ def region_bits_per_spike(est, paired, truth_counts: Mapping[str, np.ndarray],
     return out
 
 
-def _odor_means_by_source(est, paired, rat: str) -> dict[str, dict[object, np.ndarray]]:
-    """Each other rat's test trials mapped to ``rat`` and averaged per odor: source -> odor -> ``(unit, time)`` counts."""
-    out: dict[str, dict[object, np.ndarray]] = {}
-    for source in paired.animals:
-        if source == rat:
-            continue
-        rows = np.flatnonzero(np.asarray(paired.trial_split[source]) == "test")
-        modality = paired.modalities[source].isel(trial=rows)
-        pred = np.asarray(est.generate(modality, source, rat).transpose("trial", "unit", "time").values, float)
-        labels = np.asarray(modality["odor"].values)
-        out[source] = {level: pred[labels == level].mean(axis=0) for level in dict.fromkeys(labels.tolist())}
+def odor_means_by_source(est, paired) -> dict[str, dict[str, dict[object, np.ndarray]]]:
+    """Each rat's other rats' test trials mapped to it and averaged per odor.
+
+    Returns ``{rat: {source: {odor: (unit, time) expected counts}}}``: what
+    :func:`region_bits_per_spike` mixes and :func:`source_bits_per_spike` scores source by
+    source (``est.generate`` once per ordered pair of rats).
+    """
+    out: dict[str, dict[str, dict[object, np.ndarray]]] = {}
+    for rat in paired.animals:
+        out[rat] = {}
+        for source in paired.animals:
+            if source == rat:
+                continue
+            rows = np.flatnonzero(np.asarray(paired.trial_split[source]) == "test")
+            modality = paired.modalities[source].isel(trial=rows)
+            pred = np.asarray(est.generate(modality, source, rat).transpose("trial", "unit", "time").values, float)
+            labels = np.asarray(modality["odor"].values)
+            out[rat][source] = {level: pred[labels == level].mean(axis=0) for level in dict.fromkeys(labels.tolist())}
     return out
 
 
-def source_bits_per_spike(est, paired) -> dict[str, dict[str, float]]:
+def source_bits_per_spike(means: Mapping[str, Mapping[str, Mapping[object, np.ndarray]]],
+                          paired) -> dict[str, dict[str, float]]:
     """Each rat's test trials imputed from one other rat alone: ``{rat: {source: bits/spike}}``.
 
     Scored like the paper's imputation (each test trial predicted by its odor's mean of the
     source's mapped test trials; each unit's flat mean rate over the test trials as the
     null), so the mixture over sources of :func:`region_bits_per_spike` can be read source
     by source: the rats' windows lie at different times after odor onset, and a source
-    whose window holds another part of the odor's time course may mislead.
+    whose window holds another part of the odor's time course may mislead. ``means`` is
+    :func:`odor_means_by_source` of the fitted model on ``paired``.
     """
     from neurovamp.analysis.metrics import bits_per_spike
 
@@ -1135,9 +1145,8 @@ def source_bits_per_spike(est, paired) -> dict[str, dict[str, float]]:
         test = np.flatnonzero(np.asarray(paired.trial_split[rat]) == "test")
         odor = np.asarray(paired.modalities[rat]["odor"].values)[test].tolist()
         obs = np.asarray(paired.counts[t], dtype=float)[test]
-        out[rat] = {source: float(bits_per_spike(np.stack([means[level] for level in odor]), obs))
-                    for source, means in _odor_means_by_source(est, paired, rat).items()
-                    if all(level in means for level in odor)}
+        out[rat] = {source: float(bits_per_spike(np.stack([by_odor[level] for level in odor]), obs))
+                    for source, by_odor in means[rat].items() if all(level in by_odor for level in odor)}
     return out
 
 

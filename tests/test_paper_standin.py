@@ -120,7 +120,7 @@ class _Oracle:
 
 def test_region_scores_of_a_perfect_and_of_a_flat_imputation(standin, small_paired):
     paired, truth = small_paired
-    perfect = standin.region_bits_per_spike(_Oracle(paired, truth), paired, truth)
+    perfect = standin.region_bits_per_spike(standin.odor_means_by_source(_Oracle(paired, truth), paired), paired, truth)
     assert set(perfect["Barat"]) == {"all"}  # Barat's window lies inside the odor's 600 ms
     assert set(perfect["Mitt"]) == {"all", "odor", "after"}
     assert (perfect["Mitt"]["odor"]["bins"], perfect["Mitt"]["after"]["bins"]) == (10, 15)  # bins 250-259 | 260-274
@@ -128,7 +128,7 @@ def test_region_scores_of_a_perfect_and_of_a_flat_imputation(standin, small_pair
         for scores in perfect[rat].values():
             assert scores["imputed"] == pytest.approx(scores["truth"])
     assert perfect["Mitt"]["odor"]["truth"] > 0  # the odor's gain is there to be imputed
-    flat = standin.region_bits_per_spike(_Oracle(paired, truth, flat=True), paired, truth)
+    flat = standin.region_bits_per_spike(standin.odor_means_by_source(_Oracle(paired, truth, flat=True), paired), paired, truth)
     # the training-trial flat rate over the whole window: 'all' equals the train-flat column there
     for rat in flat:
         assert flat[rat]["all"]["imputed"] == pytest.approx(flat[rat]["all"]["train_flat"])
@@ -136,9 +136,9 @@ def test_region_scores_of_a_perfect_and_of_a_flat_imputation(standin, small_pair
 
 def test_source_scores_are_the_imputation_from_each_source_alone(standin, small_paired):
     paired, truth = small_paired
-    oracle = _Oracle(paired, truth)
-    by_source = standin.source_bits_per_spike(oracle, paired)
-    mixed = standin.region_bits_per_spike(oracle, paired, truth)
+    means = standin.odor_means_by_source(_Oracle(paired, truth), paired)
+    by_source = standin.source_bits_per_spike(means, paired)
+    mixed = standin.region_bits_per_spike(means, paired, truth)
     assert set(by_source) == {"Barat", "Mitt"} and set(by_source["Mitt"]) == {"Barat"}
     # every source 'imputes' the truth here, so each alone scores what the mixture scores
     for rat, scores in by_source.items():
