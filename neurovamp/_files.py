@@ -11,7 +11,7 @@ from pathlib import Path
 
 from neurovamp.errors import OutputExistsError
 
-__all__ = ["atomic_output", "check_writable"]
+__all__ = ["atomic_output", "check_writable", "keep_copy"]
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool = False, kind: str | None = None) -> Path:
@@ -103,4 +103,34 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False, directory: b
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+        raise
+
+
+def keep_copy(path: str | os.PathLike, copy: str | os.PathLike) -> None:
+    """Put a copy of file ``path`` at ``copy`` (replacing it), leaving ``path`` in place.
+
+    A hard link where the file system has them, else a byte copy; either is made under a
+    temporary name and moved into place with :func:`os.replace`, so at every instant both
+    ``path`` and ``copy`` are complete files (a rename of ``path`` itself would leave a
+    moment with no ``path``: a crash or a reader then finds nothing).
+
+    Parameters
+    ----------
+    path
+        Existing file.
+    copy
+        Where the copy goes, on the same file system.
+    """
+    path, copy = Path(path), Path(copy)
+    fd, name = tempfile.mkstemp(prefix=f".{copy.name}.", suffix=".tmp", dir=copy.parent)
+    os.close(fd)
+    os.unlink(name)
+    try:
+        try:
+            os.link(path, name)
+        except OSError:  # no hard links here (some network and FAT file systems)
+            shutil.copy2(path, name)
+        os.replace(name, copy)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
         raise

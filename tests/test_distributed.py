@@ -85,17 +85,20 @@ def test_ddp_resumes_after_sigkill(nwb_files, single, tmp_path):
     run = tmp_path / "killed"
     cmd = [sys.executable, "-m", "neurovamp", *fit_args(nwb_files, run, "--epochs", "4", "--checkpoint-every", "1",
                                                           "--nproc", "2")]
-    proc = subprocess.Popen(cmd, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    checkpoint = run / "checkpoints" / "checkpoint.pt"
-    deadline = time.monotonic() + 240
-    try:
-        while not checkpoint.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert checkpoint.is_file(), "the run wrote no checkpoint before the deadline"
+    log = tmp_path / "killed.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, env=_env(), start_new_session=True, stdout=sink, stderr=subprocess.STDOUT)
+        checkpoint = run / "checkpoints" / "checkpoint.pt"
+        deadline = time.monotonic() + 240
+        try:
+            while not checkpoint.is_file() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            returncode = proc.poll()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert checkpoint.is_file(), (
+        f"the run wrote no checkpoint before the deadline (exit code {returncode}):\n{log.read_text()[-3000:]}")
     from neurovamp.models.training import load_checkpoint
 
     epoch = load_checkpoint(checkpoint)["epoch"]

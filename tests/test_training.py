@@ -150,6 +150,30 @@ def test_checkpoint_contents_weights_only(tmp_path, paired):
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]  # no temporary files left
 
 
+def test_latest_checkpoint_never_vanishes_while_the_previous_is_kept(tmp_path, paired, monkeypatch):
+    """A kill at any instant of a checkpoint rotation finds checkpoint.pt (and, after two, the one before)."""
+    import os
+
+    from neurovamp.models.training import PREVIOUS_CHECKPOINT_NAME
+
+    latest, previous = tmp_path / CHECKPOINT_NAME, tmp_path / PREVIOUS_CHECKPOINT_NAME
+    seen: list[tuple[bool, bool]] = []
+    real_replace = os.replace
+
+    def replace(src, dst):  # every rename of a save, then what a reader would find
+        real_replace(src, dst)
+        seen.append((latest.is_file(), previous.is_file()))
+
+    monkeypatch.setattr(os, "replace", replace)
+    fit_module(new_module(paired), paired, TrainingConfig(**{**CFG, "epochs": 3, "checkpoint_every": 1}),
+               checkpoint_dir=tmp_path, progress=False)
+    assert len(seen) >= 5 and all(ok for ok, _ in seen)  # 3 saves, 2 of them keeping the one before
+    assert all(prev for _, prev in seen[seen.index((True, True)):])
+    assert load_checkpoint(latest)["epoch"] == 3
+    assert torch.load(previous, weights_only=True)["epoch"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME])
+
+
 def test_checkpoint_guards(tmp_path, paired):
     cfg = TrainingConfig(**{**CFG, "epochs": 2})
     with pytest.raises(DataError, match="no checkpoint"):

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurovamp._files import atomic_output, check_writable
+from neurovamp._files import atomic_output, check_writable, keep_copy
 from neurovamp.errors import ConfigError, DataError, TrainingError
 from neurovamp.models import distributed
 from neurovamp.models.config import MONITOR_TERMS, TrainingConfig, _parse_device_name
@@ -732,9 +732,10 @@ class Trainer:
         }
         with atomic_output(path, overwrite=True) as tmp:
             torch.save(payload, tmp)
-            # keep the last two epochs' checkpoints: a corrupt latest one falls back to the one before
+            # keep the last two epochs' checkpoints: a corrupt latest one falls back to the one before;
+            # copied, not moved, so that the latest never vanishes between the two renames
             if path.is_file() and getattr(self, "_saved_epoch", None) != self.epochs_run:
-                os.replace(path, path.with_name(PREVIOUS_CHECKPOINT_NAME))
+                keep_copy(path, path.with_name(PREVIOUS_CHECKPOINT_NAME))
         self._saved_epoch = self.epochs_run
 
     def _load(self, state: Mapping[str, Any]) -> None:
