@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from neurovamp._fields import check_fields
 from neurovamp._files import atomic_output, check_writable
 from neurovamp._outputs import check_can_write, check_no_foreign, move_into, record_outputs, remove_outputs
 from neurovamp.errors import ConfigError, DataError, OutputExistsError
@@ -413,10 +414,7 @@ class SimulationConfig:
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"SimulationConfig: expected a mapping of settings, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"SimulationConfig: unknown settings {unknown}; known are {sorted(known)}")
+        check_fields(cls, data, "SimulationConfig", kind="setting")
         return cls(**dict(data))
 
     @property

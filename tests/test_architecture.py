@@ -36,6 +36,7 @@ FLOORS: dict[str, str] = {
     "neurovamp.errors": "base",
     "neurovamp._files": "base",
     "neurovamp._jsonfile": "base",
+    "neurovamp._fields": "base",
     "neurovamp._budget": "base",
     "neurovamp._outputs": "base",
     "neurovamp._threads": "base",

@@ -112,7 +112,7 @@ def test_recording_settings_from_bad_json_name_file_and_field(change, message):
 def test_recording_settings_from_options_names_unknown_options():
     s = RecordingSettings.from_options({"trials": "epochs"}, event="odor_onset")
     assert s.trials == "epochs" and s.event == "odor_onset"
-    with pytest.raises(ConfigError, match=r"recording option\(s\) \['colour'\] unknown"):
+    with pytest.raises(ConfigError, match=r"^recording: unknown option\(s\) \['colour'\]; options: \['event'"):
         RecordingSettings.from_options({"colour": "red"})
 
 

@@ -318,7 +318,7 @@ def test_config_json_round_trip_and_validation():
         SimulationConfig(n_rats=2, missing={"rat1": ["Z"]})
     with pytest.raises(ConfigError, match="window"):
         SimulationConfig(window=(0.1, 1.0))
-    with pytest.raises(ConfigError, match="unknown settings"):
+    with pytest.raises(ConfigError, match="unknown setting"):
         SimulationConfig.from_dict({"n_rat": 3})
     with pytest.raises(ConfigError, match="odor"):
         simulate_experiment(_tiny()).ground_truth.condition_rate("rat1", "Q")

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from neurovamp._fields import check_fields
 from neurovamp.data.settings import SettingError, Settings
 from neurovamp.errors import ConfigError, DataError
 
@@ -182,10 +183,7 @@ class RecordingSettings(Settings):
         if options is not None and not isinstance(options, Mapping):
             raise ConfigError(f"recording must be a mapping of recording options, got {options!r}")
         merged = {**fields, **dict(options or {})}
-        unknown = sorted(set(merged) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"recording option(s) {unknown} unknown; options: "
-                              f"{[f.name for f in dataclasses.fields(cls)]}")
+        check_fields(cls, merged, "recording", kind="option")
         return cls(**merged)
 
     # ------------------------------------------------------------------ JSON

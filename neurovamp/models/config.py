@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from neurovamp._fields import check_fields
 from neurovamp.errors import ConfigError
 
 __all__ = [
@@ -237,9 +238,7 @@ class ModelConfig:
         -------
         ModelConfig
         """
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise ConfigError(f"ModelConfig has no field(s) {unknown}; fields: {_field_names()}")
+        check_fields(self, changes, "ModelConfig")
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ serialisation
@@ -276,9 +275,7 @@ class ModelConfig:
         """
         if not isinstance(data, Mapping):
             raise ConfigError(f"ModelConfig.from_dict expects a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ConfigError(f"ModelConfig has no field(s) {unknown}; fields: {_field_names()}")
+        check_fields(cls, data, "ModelConfig")
         return cls(**dict(data))
 
     # ------------------------------------------------------------------ presets
@@ -339,10 +336,6 @@ class ModelConfig:
         if name == "neurovamp":
             return cls.from_dict({"model": model, **overrides})
         raise ConfigError(f"ModelConfig preset must be one of {_allowed(PRESETS)}, got {name!r}")
-
-
-def _field_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(ModelConfig)]
 
 
 def _normalise_hidden(hidden: Any) -> tuple[int | str, ...]:
@@ -548,10 +541,7 @@ class TrainingConfig:
         ConfigError
             On unknown fields or invalid values.
         """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"TrainingConfig: unknown field(s) {unknown}; expected some of {sorted(known)}")
+        check_fields(cls, values, "TrainingConfig")
         return cls(**dict(values))
 
 

@@ -67,6 +67,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from neurovamp._fields import check_fields
 from neurovamp._files import atomic_output
 from neurovamp._jsonfile import json_safe, read_json, write_json
 from neurovamp._outputs import MANIFEST_NAME, record_outputs
@@ -333,10 +334,7 @@ class PaperConfig:
         ConfigError
             For unknown fields or invalid values.
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ConfigError(f"PaperConfig has no field(s) {unknown}")
+        check_fields(cls, data, "PaperConfig")
         return cls(**dict(data))
 
     def identity(self) -> dict[str, Any]:
