@@ -293,23 +293,28 @@ def test_the_generic_null_is_fair_on_sparse_counts():
     obs = rng.poisson(np.broadcast_to(rate, (90, 3, 60))).astype(float)
     truth = np.broadcast_to(rate, obs.shape)
     sigma = NULL_SMOOTH_S / 0.01
-    raw = _generic_scores(truth, obs, test_labels, train, labels, [], sigma_bins=0.0)
-    fair = _generic_scores(truth, obs, test_labels, train, labels, [], sigma_bins=sigma)
+    from neurovamp.analysis.metrics import generic_prediction
+
+    raw = _generic_scores(truth, obs, test_labels, generic_prediction(train, labels, sigma_bins=0.0), [])
+    fair = _generic_scores(truth, obs, test_labels, generic_prediction(train, labels, sigma_bins=sigma), [])
     assert raw["generic_bits_per_spike"] < -1.0  # the straw man the unsmoothed null was
     assert -0.15 < fair["generic_bits_per_spike"] < 0.05
     assert 0.0 < fair["bits_per_spike_vs_generic"] < 0.15
 
 
 def test_validation_weighted_imputation_by_hand(model, paired, metrics):
-    """rat1's source weights are the stacking weights of its validation trials; its weighted score mixes test means with them."""
-    from neurovamp.analysis.metrics import stacking_weights
+    """rat1's weights are the stacking weights of its validation trials over the sources and its
+    generic prediction; its weighted score mixes the test means and the generic with them."""
+    from neurovamp.analysis.metrics import NULL_SMOOTH_S, generic_prediction, stacking_weights
 
     entry = metrics["animals"]["rat1"]["imputation"]
     sources = [a for a in paired.animals if a != "rat1"]
     assert list(entry["source_weights"]) == sources
-    assert sum(entry["source_weights"].values()) == pytest.approx(1.0)
+    assert sum(entry["source_weights"].values()) + entry["generic_weight"] == pytest.approx(1.0)
     odors = np.asarray(paired.modalities["rat1"]["odor"].values)
     counts = np.asarray(paired.counts[0], dtype=float)
+    train = np.flatnonzero(paired.trial_split["rat1"] == "train")
+    generic = generic_prediction(counts[train], odors[train], sigma_bins=NULL_SMOOTH_S / paired.bin_size)
 
     has = {s: set(paired.modalities[s]["odor"].values.tolist()) for s in sources}  # rat3 never smelled E
 
@@ -321,10 +326,14 @@ def test_validation_weighted_imputation_by_hand(model, paired, metrics):
 
     val_rows, val = means("val")
     val_rows = val_rows[[all(o in has[s] for s in sources) for o in odors[val_rows]]]  # conditions every source has
-    stack = np.stack([np.stack([val[s][o] for o in odors[val_rows]]) for s in sources])
-    weights = dict(zip(sources, stacking_weights(stack, counts[val_rows])))
+    stack = np.stack([np.stack([val[s][o] for o in odors[val_rows]]) for s in sources]
+                     + [np.broadcast_to(generic, counts[val_rows].shape)])
+    fitted = stacking_weights(stack, counts[val_rows])
+    weights = dict(zip(sources, fitted))
     assert entry["source_weights"] == pytest.approx(weights, abs=1e-6)
+    assert entry["generic_weight"] == pytest.approx(fitted[-1], abs=1e-6)
     test_rows, test = means("test")
-    pred = np.stack([sum(weights[s] * test[s][o] for s in sources if o in has[s])
-                     / sum(weights[s] for s in sources if o in has[s]) for o in odors[test_rows]])
+    wg = fitted[-1]
+    pred = np.stack([(sum(weights[s] * test[s][o] for s in sources if o in has[s]) + wg * generic)
+                     / (sum(weights[s] for s in sources if o in has[s]) + wg) for o in odors[test_rows]])
     assert entry["bits_per_spike_weighted"] == pytest.approx(bits_per_spike(pred, counts[test_rows]), rel=1e-6)

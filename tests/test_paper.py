@@ -188,7 +188,7 @@ def test_report_states_both_imputations_per_rat_from_the_fits(finished_run):
     text = (finished_run / "report.md").read_text()
     mmvm = [f for f in metrics["fits"] if f["preset"] == "paper" and f["model"] == "mmvm"]
     for key, opening in (("bits_per_spike", "mmvm's imputation of held-out trials, bits/spike per rat"),
-                         ("bits_per_spike_weighted", "The same with the other rats weighted by how well each predicted")):
+                         ("bits_per_spike_weighted", "The same stacked on the rat's validation trials (the other rats")):
         values = {rat: np.mean([f["rats"][rat][key] for f in mmvm]) for rat in RATS}
         assert all(f["rats"][rat][key] is not None for f in mmvm for rat in RATS), key
         line = next(line for line in text.splitlines() if opening in line)

@@ -586,8 +586,9 @@ def _imputation_one(
         if len(own) == len(set(labs.tolist())):
             ref = np.stack([own[lab] for lab in labs.tolist()])
             entry["own_psth_bits_per_spike"], _, _ = _captured(bits_per_spike, ref, obs)
-        entry.update(_generic_scores(pred_counts, obs, labs, train_counts, train_labels, notes, sigma_bins=sigma))
-        entry.update(_weighted_scores(model, mods, paired, target, label, by_source, labs, obs, valid, notes))
+        generic = generic_prediction(train_counts, train_labels, sigma_bins=sigma) if train_rows.size else None
+        entry.update(_generic_scores(pred_counts, obs, labs, generic, notes))
+        entry.update(_weighted_scores(model, mods, paired, target, label, by_source, labs, obs, valid, generic, notes))
 
     # cross-animal generation accuracy: classifier trained on real train-split activity of the target
     train_rows = select_trials(mods[target], {}, paired.trial_split[target], "train")
@@ -634,8 +635,10 @@ def _condition_means_by_source(preds: Mapping[str, xr.DataArray], label: str, le
 
 
 def _mix_sources(by_source: Mapping[str, Mapping[Any, np.ndarray]], levels: Sequence[Any],
-                 weights: Mapping[str, float] | None = None) -> dict[Any, np.ndarray]:
-    """Per condition, the mixture of the sources that have it: equal weights, or ``weights`` renormalised."""
+                 weights: Mapping[str, float] | None = None, generic: np.ndarray | None = None,
+                 generic_weight: float = 0.0) -> dict[Any, np.ndarray]:
+    """Per condition, the mixture of the sources that have it: equal weights, or ``weights``
+    (and ``generic`` with ``generic_weight``) renormalised over what the condition has."""
     mixed: dict[Any, np.ndarray] = {}
     for level in levels:
         have = [s for s, means in by_source.items() if level in means]
@@ -646,6 +649,9 @@ def _mix_sources(by_source: Mapping[str, Mapping[Any, np.ndarray]], levels: Sequ
             mixed[level] = stack.mean(axis=0)
             continue
         w = np.array([weights[s] for s in have])
+        if generic is not None and generic_weight > 0:
+            stack = np.concatenate([stack, generic[None]])
+            w = np.append(w, generic_weight)
         if w.sum() > 0:
             mixed[level] = np.tensordot(w / w.sum(), stack, axes=1)
     return mixed
@@ -654,18 +660,21 @@ def _mix_sources(by_source: Mapping[str, Mapping[Any, np.ndarray]], levels: Sequ
 def _weighted_scores(
     model: Any, mods: Mapping[str, xr.DataArray], paired: PairedData, target: str, label: str,
     by_source: Mapping[str, Mapping[Any, np.ndarray]], labs: np.ndarray, obs: np.ndarray, valid: np.ndarray,
-    notes: list[str],
+    generic: np.ndarray | None, notes: list[str],
 ) -> dict[str, Any]:
-    """The imputation with the sources weighted by how well each predicted the target's *validation* trials.
+    """The imputation stacked on the target's *validation* trials: sources and the generic prediction weighted.
 
     On the validation split (trials neither the weights' scores nor the model's test scores
     use), each source's validation trials are mapped to the target and averaged per
-    condition, and :func:`~neurovamp.analysis.metrics.stacking_weights` finds the mixture
-    of sources that best predicts the target's validation trials. The scored trials are then
-    predicted by the sources' condition means (``by_source``) mixed with those weights.
+    condition; with the target's generic prediction (``generic``, ``(unit, valid bin)``
+    expected counts: its smoothed train-split mean over conditions) as one more component,
+    :func:`~neurovamp.analysis.metrics.stacking_weights` finds the mixture that best
+    predicts the target's validation trials. The scored trials are then predicted by the
+    sources' condition means (``by_source``) and the generic prediction mixed with those
+    weights (renormalised over the sources that have the trial's condition).
     """
-    none = {"bits_per_spike_weighted": None, "source_weights": None}
-    if len(by_source) < 2:
+    none = {"bits_per_spike_weighted": None, "source_weights": None, "generic_weight": None}
+    if len(by_source) < 2 and generic is None:
         return none
     t = paired.animals.index(target)
     rows = select_trials(mods[target], {}, paired.trial_split[target], "val")
@@ -682,20 +691,34 @@ def _weighted_scores(
     val_means = _condition_means_by_source(preds, label, levels, paired.bin_size)
     names = [s for s in by_source if s in val_means]
     keep = np.array([all(lab in val_means[s] for s in names) for lab in val_labels.tolist()])
-    if len(names) < 2 or not keep.any():
+    if len(names) + (generic is not None) < 2 or not names or not keep.any():
         notes.append("no validation trial of a condition every source has: no validation weights of the sources")
         return none
-    stack = np.stack([np.stack([val_means[s][lab] for lab in val_labels[keep].tolist()]) for s in names])
-    val_obs = np.asarray(paired.counts[t], dtype=float)[rows][keep]
+    stack = np.stack([np.stack([val_means[s][lab] for lab in val_labels[keep].tolist()]) for s in names])[..., valid]
+    val_obs = np.asarray(paired.counts[t], dtype=float)[rows][keep][..., valid]
+    if generic is not None:
+        stack = np.concatenate([stack, np.broadcast_to(generic, val_obs.shape)[None]])
     ok = np.all(np.isfinite(stack), axis=(0, 1, 2))
-    weights = dict(zip(names, stacking_weights(stack[..., ok], val_obs[..., ok]).tolist()))
-    mixed = _mix_sources({s: by_source[s] for s in names}, list(dict.fromkeys(labs.tolist())), weights)
+    fitted = stacking_weights(stack[..., ok], val_obs[..., ok]).tolist()
+    weights = dict(zip(names, fitted))
+    generic_weight = fitted[-1] if generic is not None else None
+    mixed = _mix_sources({s: by_source[s] for s in names}, list(dict.fromkeys(labs.tolist())), weights,
+                         generic=None if generic is None else _full_bins(generic, valid), generic_weight=generic_weight or 0.0)
+    out = {"bits_per_spike_weighted": None, "source_weights": weights, "generic_weight": generic_weight}
     if not all(lab in mixed for lab in labs.tolist()):
-        return {"bits_per_spike_weighted": None, "source_weights": weights}
+        return out
     pred = np.stack([mixed[lab] for lab in labs.tolist()])[:, :, valid]
     bps, w, e = _captured(bits_per_spike, pred, obs)
     notes += w + ([e] if e else [])
-    return {"bits_per_spike_weighted": bps, "source_weights": weights}
+    out["bits_per_spike_weighted"] = bps
+    return out
+
+
+def _full_bins(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``(unit, valid bin)`` values put back on every bin (NaN where ``valid`` is False)."""
+    full = np.full(values.shape[:-1] + valid.shape, np.nan)
+    full[..., valid] = values
+    return full
 
 
 def _with_old_keys(entry: dict[str, Any]) -> dict[str, Any]:
@@ -707,22 +730,21 @@ def _with_old_keys(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _generic_scores(
-    pred: np.ndarray, obs: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, train_labels: np.ndarray,
-    notes: list[str], *, sigma_bins: float = 0.0,
+    pred: np.ndarray, obs: np.ndarray, labels: np.ndarray, generic: np.ndarray | None, notes: list[str],
 ) -> dict[str, Any]:
     """Scores of an imputation beside the generic null (the animal's train-split mean over conditions).
 
     ``pred`` and ``obs`` are ``(trial, unit, time)`` expected counts / counts of the scored
-    trials, ``labels`` their conditions. The generic prediction is smoothed by
-    ``sigma_bins`` (:data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S` in ``evaluate``), so
-    that it is a fair null on sparse counts. The condition-specific score compares each
-    condition's imputed mean and held-out PSTH with the generic prediction, pooled.
+    trials, ``labels`` their conditions, ``generic`` the generic prediction ``(unit, time)``
+    (:func:`~neurovamp.analysis.metrics.generic_prediction`, smoothed by
+    :data:`~neurovamp.analysis.metrics.NULL_SMOOTH_S` in ``evaluate`` so that it is a fair
+    null on sparse counts; None without train-split trials). The condition-specific score
+    compares each condition's imputed mean and held-out PSTH with the generic prediction, pooled.
     """
-    if train_counts.shape[0] == 0:
+    if generic is None:
         notes.append("no train-split trial of the target: no generic null")
         return {"generic_bits_per_spike": None, "bits_per_spike_vs_generic": None,
                 "condition_specific_r": None, "condition_specific_r2": None}
-    generic = generic_prediction(train_counts, train_labels, sigma_bins=sigma_bins)
     flat_generic = np.broadcast_to(generic, obs.shape)
     out: dict[str, Any] = {}
     out["generic_bits_per_spike"], _, _ = _captured(bits_per_spike, flat_generic, obs)
@@ -792,10 +814,11 @@ def evaluate_imputation(
         animal's real train-split activity, applied to the activity generated from each
         source trial; classes the animal never experienced are left out; alias
         ``coherence``), ``cross_generation_chance``, ``cross_generation_by_source``,
-        ``bits_per_spike_weighted`` and ``source_weights`` (the same imputation with the
-        sources mixed by weights fitted on the animal's validation trials,
-        :func:`~neurovamp.analysis.metrics.stacking_weights`; None without validation
-        trials or with one source), ``n_trials``, ``sources`` and ``notes``.
+        ``bits_per_spike_weighted``, ``source_weights`` and ``generic_weight`` (the
+        imputation stacked: the sources and the animal's generic prediction mixed by
+        weights fitted on the animal's validation trials,
+        :func:`~neurovamp.analysis.metrics.stacking_weights`; the weights sum to 1; None
+        without validation trials), ``n_trials``, ``sources`` and ``notes``.
     """
     del seed
     paired = _check_inputs(model, paired)
@@ -870,7 +893,7 @@ def evaluate_model(
                  "imputation": {"bits_per_spike", "psth_r2", "cross_generation_accuracy",
                                 "generic_bits_per_spike", "bits_per_spike_vs_generic",
                                 "condition_specific_r", "condition_specific_r2",
-                                "bits_per_spike_weighted", "source_weights", ...},
+                                "bits_per_spike_weighted", "source_weights", "generic_weight", ...},
                  "decoding_over_time": {"<label>": {"time", "score", "chance", ...}},
                  "trials": {"train": n, "val": n, "test": n}}},
              "alignment": {"animals": [...], "r2": [[...]], "by", "mean_r2", "cross_validated",

@@ -1225,8 +1225,9 @@ def _noise_sentences(fits: Sequence[Mapping[str, Any]], preset: str) -> list[str
         out.append(f"mmvm's latents decode odor on held-out trials at {own:.3f} against {raw:.3f} from the raw counts "
                    f"({100 * own / raw:.0f} % of raw-count decoding).")
     for key, what in (("bits_per_spike", "mmvm's imputation of held-out trials"),
-                      ("bits_per_spike_weighted", "The same with the other rats weighted by how well each predicted "
-                                                  "the rat's validation trials")):
+                      ("bits_per_spike_weighted", "The same stacked on the rat's validation trials (the other rats "
+                                                  "and the rat's own average response, each weighted by how well it "
+                                                  "predicted them)")):
         bps = [(rat, _mean([_number(f["rats"].get(rat, {}).get(key)) for f in mmvm]))
                for rat in (mmvm[0]["rats"] if mmvm else {})]
         bps = [(rat, v) for rat, v in bps if v is not None]
