@@ -555,8 +555,9 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         "the sources' odor-mean predictions), Poisson log-likelihood against each unit's flat mean rate over those "
         "trials (> 0 beats the flat rate; `bits_per_spike`); *generic* = the rat's own training-trial mean over "
         "odors as the prediction (same null); *own PSTH* = the rat's own training-trial odor means as the prediction "
-        "(smoothed like the generic null, `NULL_SMOOTH_S`); *weighted* = the imputation with the sources mixed by "
-        "weights fitted on the rat's validation trials (`bits_per_spike_weighted`); *truth* = the "
+        "(smoothed like the generic null, `NULL_SMOOTH_S`); *weighted* = the imputation stacked on the rat's "
+        "validation trials: the sources and the rat's generic prediction mixed by the weights that best predicted "
+        "those trials (`bits_per_spike_weighted`); *truth* = the "
         "stand-in's true odor-conditional rates (trial gains averaged out) as the prediction, the ceiling of an "
         "imputation from rats that share only the odor; *train-flat* = each unit's mean rate over the rat's training "
         "trials, flat, as the prediction (what estimating a unit's level from training trials costs against the "
@@ -615,7 +616,8 @@ def gain_section(metrics: Mapping, seconds: float, command: str, *, preset: str 
         weighted = [p["average"]["min_bits_per_spike_weighted"] for p in s["per_seed"]]
         if all(w is not None for w in weighted):
             lines.append(
-                "- the same with the sources weighted on each rat's validation trials (`bits_per_spike_weighted`): "
+                "- the same stacked on each rat's validation trials (sources and the rat's generic prediction, "
+                "`bits_per_spike_weighted`): "
                 f"lowest rat per seed {', '.join(f'{w:.3f}' for w in weighted)}: "
                 f"**{'met' if all(w > 0 for w in weighted) else 'not met'}**"
                 + "".join(_not_above(p, "bits_per_spike_weighted") for p in s["per_seed"]) + ".")
@@ -743,12 +745,13 @@ def variants_section(path: Path) -> str:
         "patience 15, KL warm-up 50, batch 128, lr 1e-3). *All source trials*: the same imputation of each rat's "
         "test trials from every trial (train, val, test) of the other rats instead of their test trials only "
         "(`evaluate_imputation(..., source_split=None)`; recorded for the later runs only). *Validation-weighted "
-        "sources*: the paper's imputation with the sources mixed by weights fitted on each rat's validation trials "
-        "(`bits_per_spike_weighted`; recorded for the latest runs only). *self bps* is in the "
+        "sources*: the imputation stacked on each rat's validation trials, the sources and the rat's generic "
+        "prediction mixed by the weights that best predicted them (`bits_per_spike_weighted`; recorded for the "
+        "latest runs only). *self bps* is in the "
         "JSON lines. Mean ± sd over the seeds listed.",
         "",
         "| variant | model | seeds | latent | raw | ratio | " + " | ".join(f"bps {r}" for r in rats)
-        + " | min bps | min bps, all source trials | min bps, validation-weighted sources | epochs | best epoch | fit (s) |",
+        + " | min bps | min bps, all source trials | min bps, validation-stacked | epochs | best epoch | fit (s) |",
         "| --- " * (12 + len(rats)) + "|",
     ]
     for (variant, model), group in groups.items():
@@ -778,7 +781,7 @@ def variants_section(path: Path) -> str:
         + (", ".join(both) or "none") + ".",
         "- Latent decoding >= 90 % of raw on every seed, but some rat at or below the flat rate: "
         + (", ".join(decode_only) or "none") + ".",
-        "- The same with the validation-weighted sources (bits/spike > 0 for every rat on every seed): "
+        "- The same with the validation-stacked imputation (bits/spike > 0 for every rat on every seed): "
         + (", ".join(weighted_both) or "none") + ".",
     ]
     lines += _diagnosis(groups)
@@ -790,7 +793,8 @@ def _diagnosis(groups: Mapping[tuple, list]) -> list[str]:
     keys = {
         "bits_per_spike": "imputed from other rats' test trials (the paper's score)",
         "bits_per_spike_all_sources": "imputed from all of the other rats' trials",
-        "bits_per_spike_weighted": "imputed from other rats' test trials, sources weighted on the validation trials",
+        "bits_per_spike_weighted": "imputed from other rats' test trials, stacked with the rat's generic on the "
+                                   "validation trials",
         "self_train_bits_per_spike": "own training trials reconstructed, odor means",
         "self_bits_per_spike": "own test trials reconstructed, odor means (partly in-sample)",
     }

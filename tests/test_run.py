@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -282,3 +284,26 @@ def test_fit_run_defaults_are_the_settings_defaults():
             # seed/device are shared by every section; kl_warmup None = the engine's (or a resumed run's own)
             if name in params and name not in ("seed", "device", "kl_warmup"):
                 assert params[name].default == field.default, (cls.__name__, field.name)
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    ("data", "window", "x", "data.window must be 2 finite numbers, got 'x'"),
+    ("data", "bin_size", 0, "data.bin_size must be a positive number of seconds, got 0"),
+    ("data", "paths", [], "data.paths must be a list of file paths, got []"),
+    ("pairing", "split", [0.5, 0.5], "pairing.split"),
+    ("pairing", "seed", -1, "pairing.seed must be a non-negative integer, got -1"),
+    ("pairing", "stride", 0, "pairing.stride"),
+])
+def test_a_bad_setting_in_run_json_is_named_by_the_settings_rules(fitted, tmp_path, capsys, section, key, value, message):
+    """read_run_info checks run.json with the settings classes' own rules (before: its own, looser, copy)."""
+
+    run = tmp_path / "run"
+    shutil.copytree(fitted["run"], run)
+    info = json.loads((run / "run.json").read_text())
+    info[section][key] = value
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match="^" + re.escape(f"{run / 'run.json'}: {message}")):
+        read_run_info(run)
+    assert main(["evaluate", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err

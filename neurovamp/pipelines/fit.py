@@ -167,29 +167,12 @@ def read_run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_run_values(path: Path, info: Mapping[str, Any]) -> None:
-    """The types of the run.json settings later commands use (one line naming the field)."""
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    def text_list(v: Any) -> bool:
-        return isinstance(v, list) and all(isinstance(x, str) for x in v)
-
-    checks = {
-        ("data", "paths"): (lambda v: text_list(v) and v, "a list of file paths"),
-        ("data", "event"): (lambda v: isinstance(v, str), "a trials column name"),
-        ("data", "window"): (lambda v: isinstance(v, list) and len(v) == 2 and all(map(number, v)), "two numbers"),
-        ("data", "bin_size"): (lambda v: number(v) and v > 0, "a positive number of seconds"),
-        ("data", "labels"): (lambda v: v is None or text_list(v), "null or a list of trials column names"),
-        ("pairing", "by"): (lambda v: isinstance(v, str), "a trial label name"),
-        ("pairing", "strategy"): (lambda v: isinstance(v, str), "a pairing strategy name"),
-        ("pairing", "split"): (lambda v: isinstance(v, list) and len(v) == 3 and all(map(number, v)), "three numbers"),
-        ("pairing", "seed"): (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        ("pairing", "window"): (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
-                                "null or a number of bins"),
-    }
-    for (section, key), (ok, expected) in checks.items():
-        if key in info[section] and not ok(info[section][key]):  # a missing one is named where it is needed
-            raise DataError(f"{path}: {section}.{key} must be {expected}, got {info[section][key]!r}")
+    """The run.json settings later commands use, checked by the settings classes (one line naming the field)."""
+    paths = info["data"].get("paths")
+    if "paths" in info["data"] and not (isinstance(paths, list) and paths and all(isinstance(p, str) for p in paths)):
+        raise DataError(f"{path}: data.paths must be a list of file paths, got {paths!r}")
+    RecordingSettings.from_json(info["data"], source=path)
+    PairingSettings.from_json(info["pairing"], source=path)
 
 
 def _paths_to_record(paths: Sequence[str | os.PathLike], run_dir: Path) -> list[str]:
