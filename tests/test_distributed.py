@@ -56,7 +56,9 @@ def single(nwb_files, tmp_path_factory):
 
 def test_fit_nproc_2_equals_one_process_and_its_run_folder_is_read(nwb_files, single, tmp_path, capsys):
     run = tmp_path / "ddp"
+    environment = dict(os.environ)
     assert main(fit_args(nwb_files, run, "--epochs", "4", "--nproc", "2")) == 0
+    assert dict(os.environ) == environment  # the launcher leaves the process's environment as it found it
     assert "fitted mmvm on 3 animals" in capsys.readouterr().out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # one run folder
     info = read_run_info(run)

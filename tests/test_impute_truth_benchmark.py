@@ -46,3 +46,21 @@ def test_rotated_missing_withholds_one_odor_per_seed_from_the_simulators_rat(ben
     sim = bench.simulate(1, "small", missing=bench.rotated_missing(1))
     assert bench.missing_case(sim) == ("rat3", "C")
     assert "C" not in sim.config.odors_of("rat3") and "E" in sim.config.odors_of("rat3")
+
+
+def test_checks_give_the_mean_and_the_every_seed_verdicts_from_the_numbers(bench):
+    import pandas as pd
+
+    rows = [{"model": "mmvm", "seed": s, "cond_r": r, "bps_vs_generic": b, "coverage_loco_p1": c,
+             "band_width_loco_p1_hz": 5.0, "alignment_mean_r2": 0.8, "alignment_identity_mean_r2": 0.8}
+            for s, r, b, c in ((0, 0.9, 0.1, 0.99), (1, 0.3, 0.05, 0.93), (2, 0.8, -0.01, 0.91))]
+    rows += [{"model": "independent", "seed": s, "cond_r": 0.1, "bps_vs_generic": 0.0, "coverage_loco_p1": 0.9,
+              "band_width_loco_p1_hz": 5.0, "alignment_mean_r2": 0.4, "alignment_identity_mean_r2": -1.0}
+             for s in range(3)]
+    text = "\n".join(bench.checks(pd.DataFrame(rows)))
+    # r: mean 0.667 >= 0.4, one seed below; bits/spike: mean > 0, one seed below; band: mean 0.943 inside, 2 of 3
+    assert "r ≥ 0.4 (mmvm 0.667 ± 0.321): mean over seeds met; on every seed not met (2 of 3 seeds" in text
+    assert "generic prediction in bits/spike (0.047 ± 0.055 bits/spike relative to it): mean over seeds met; " \
+           "on every seed not met (2 of 3 seeds above 0)" in text
+    assert "(coverage 0.943 ± 0.042, per seed 0.91-0.99): mean over seeds met; on every seed not met (2 of 3" in text
+    assert "0.800 ± 0.000 vs 0.400 ± 0.000 (difference +0.400, more than twice" in text

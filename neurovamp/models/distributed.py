@@ -196,19 +196,16 @@ def launch(fn: Callable[..., Any], nproc: int, *args: Any, **kwargs: Any) -> Any
         monitor_interval=0.1,
         start_method="spawn",
     )
-    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # the spawned workers inherit it
+    saved = dict(os.environ)
+    os.environ["OMP_NUM_THREADS"] = saved.get("OMP_NUM_THREADS", "1")  # the spawned workers inherit it
     try:
         results = elastic_launch(config, _worker)(fn, args, kwargs)
     except ChildFailedError as exc:
         _reraise(exc)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    finally:  # the environment as it was: this and torch's launcher's variables (TORCHELASTIC_*) go
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)
     return results[0]
 
 
