@@ -81,9 +81,12 @@ def test_load_run_names_what_is_missing(nwb_files, tmp_path):
         load_run(tmp_path / "empty")
     run = tmp_path / "broken"
     run.mkdir()
-    (run / "run.json").write_text(json.dumps({"format": "neurovamp-run", "version": 1, "data": {}, "pairing": {},
-                                               "status": "running"}))
+    legacy = json.loads((Path(__file__).parent / "legacy" / "v0.1" / "run" / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**legacy, "status": "running"}))  # a fit that stopped early
     with pytest.raises(DataError, match="incomplete run.*model/ is missing"):
+        load_run(run)
+    (run / "run.json").write_text(json.dumps({**legacy, "data": {}, "status": "running"}))
+    with pytest.raises(DataError, match=r"run\.json: data\.event is missing"):  # named when the file is read
         load_run(run)
 
 
