@@ -118,7 +118,8 @@ def test_report_numbers_match_metrics_json(demo):
     combined = json.loads((out / "metrics.json").read_text())
     assert list(combined) == list(MODELS)
     for name in MODELS:
-        own = {k: v for k, v in combined[name].items() if k not in ("over_seeds", "leave_condition_out")}
+        own = {k: v for k, v in combined[name].items() if k not in ("over_seeds", "leave_condition_out",
+                                                                     "band_vs_truth")}
         assert own == json.loads((out / "runs" / name / "metrics.json").read_text())
         assert combined[name]["model"] == name
         assert combined[name]["fit"]["epochs_run"] == 2
@@ -190,6 +191,13 @@ def test_report_numbers_match_metrics_json(demo):
         assert _cell_numbers(loco.at[name, "bits/spike vs generic"])[0] == pytest.approx(fit["bps_generic"], abs=6e-4)
         assert _cell_numbers(loco.at[name, "condition-specific r"])[0] == pytest.approx(fit["r"], abs=6e-4)
     assert "within the noise" in report or "no noise estimate" in report
+    # the band of the unseen odor, its model error from each model's leave-one-condition-out fit, vs the truth
+    for name in MODELS:
+        band = combined[name]["band_vs_truth"]
+        assert band["band"] == "predictive-loco" and band["conditions"] == ["D"] and 0.0 <= band["coverage"] <= 1.0
+        assert _cell_numbers(truth.at[name, "95 % band coverage"])[0] == pytest.approx(band["coverage"], abs=6e-4)
+        assert f"{name} {band['coverage']:.2f}" in report
+    assert "Against the true rate of odor E it covers:" in report
 
     csv = pd.read_csv(out / "comparison.csv", index_col="model").astype(float)
     expected = comparison_table(combined)

@@ -17,7 +17,8 @@ import numpy as np
 
 from neurovamp.errors import DataError
 
-__all__ = ["true_condition_rates", "pooled_r2", "pooled_correlation", "imputation_vs_truth", "generic_null_scores"]
+__all__ = ["true_condition_rates", "pooled_r2", "pooled_correlation", "imputation_vs_truth", "band_vs_truth",
+           "generic_null_scores"]
 
 
 def true_condition_rates(
@@ -148,6 +149,46 @@ def imputation_vs_truth(model: Any, paired: Any, ground_truth: Any, odors: Seque
             }
     return {"target": target, "missing_odor": missing_odor, "by_odor": by_odor, "_curves": curves}
 
+
+
+def band_vs_truth(model: Any, paired: Any, ground_truth: Any, *, target: str, odor: str, model_error: Any,
+                  n_samples: int = 200, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """The imputation's predictive band for ``target`` in ``odor`` against the true rates.
+
+    Parameters
+    ----------
+    model, paired, ground_truth, target, odor
+        As in :func:`imputation_vs_truth` (``odor`` one condition).
+    model_error
+        The band's model error (:func:`~neurovamp.analysis.impute.impute_condition_mean`'s
+        ``model_error``: leave-one-condition-out results or a
+        :class:`~neurovamp.analysis.calibration.LocoErrorModel`).
+    n_samples, level, seed
+        Posterior draws, level and seed of the band.
+
+    Returns
+    -------
+    dict
+        ``level``, ``coverage`` (:func:`~neurovamp.analysis.metrics.band_coverage` of the
+        true rates), ``median_width_hz``, ``band`` (the band's kind), ``conditions`` (those
+        its model error was measured on) and ``_curves`` (``time``, ``unit``, ``lo``,
+        ``hi``, ``truth``: Hz, for a figure).
+    """
+    from neurovamp.analysis.impute import impute_condition_mean
+    from neurovamp.analysis.metrics import band_coverage
+
+    banded = impute_condition_mean(model, paired, target=target, condition={"odor": odor}, n_samples=n_samples,
+                                   level=level, seed=seed, model_error=model_error)
+    lo, hi = (np.asarray(banded[k].values, dtype=float) for k in ("rates_lo", "rates_hi"))
+    time = np.asarray(banded["time"].values, dtype=float)
+    truth = true_condition_rates(ground_truth, target, odor, time, float(banded.attrs["bin_size"]))
+    conditions = str(banded.attrs.get("model_error_conditions", ""))
+    return {
+        "level": float(level), "coverage": band_coverage(lo, hi, truth),
+        "median_width_hz": float(np.nanmedian(hi - lo)), "band": str(banded.attrs.get("band")),
+        "conditions": [c for c in conditions.split(",") if c],
+        "_curves": {"time": time, "unit": np.asarray(banded["unit"].values), "lo": lo, "hi": hi, "truth": truth},
+    }
 
 def generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: Any, odors: Sequence[str],
                         seen: set, *, missing_odor: str) -> dict[str, Any]:

@@ -71,6 +71,10 @@ DEMO_FORMAT = "neurovamp-demo"
 DEMO_VERSION = 1
 #: Rat and odor of the imputation the report checks against the ground truth.
 MISSING_RAT, MISSING_ODOR = "rat3", "E"
+#: Level and posterior draws of the imputation's band the report checks against the truth.
+BAND_LEVEL, BAND_DRAWS = 0.95, 200
+#: Key of that check in the demo's metrics.json (beside ``leave_condition_out``, whose fit it uses).
+BAND_KEY = "band_vs_truth"
 
 RUNS_DIR = "runs"
 FIGURES_DIR = "figures"
@@ -474,6 +478,32 @@ def _chance_text(metrics_by_model: Mapping[str, Mapping[str, Any]], label: str) 
     return ", ".join(parts) or "–"
 
 
+def _band_of(metrics: Mapping[str, Any]) -> dict[str, Any] | None:
+    return metrics.get(BAND_KEY)
+
+
+def _band_sentence(metrics_by_model: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What the report says of the bands' coverage of the true rates, from the numbers."""
+    bands = {name: _band_of(m) for name, m in metrics_by_model.items() if _band_of(m)}
+    if not bands:
+        return None
+    level = next(iter(bands.values()))["level"]
+    held = sorted({c for b in bands.values() for c in b.get("conditions", [])})
+    parts = ", ".join(f"{name} {b['coverage']:.2f}" for name, b in bands.items())
+    inside = [name for name, b in bands.items() if 0.90 <= b["coverage"] <= 0.98]
+    narrow = [name for name, b in bands.items() if b["coverage"] < 0.90]
+    wide = [name for name, b in bands.items() if b["coverage"] > 0.98]
+    verdict = "; ".join(text for text in (
+        f"within 0.90-0.98 for {', '.join(inside)}" if inside else "",
+        f"too narrow for {', '.join(narrow)}" if narrow else "",
+        f"wider than needed for {', '.join(wide)}" if wide else "") if text)
+    return (f"The {100 * level:g} % band of each model's imputation adds to the latent posterior the model error "
+            f"measured by its leave-one-condition-out fit (odor {', '.join(held) or '?'} hidden from "
+            f"{MISSING_RAT}, one condition, one seed). Against the true rate of odor {MISSING_ODOR} it covers: "
+            f"{parts} of the bins ({verdict}). A band measured on other conditions is right on average over "
+            "experiments, not in each one (`docs/model.md`).")
+
+
 def _imputation_figure(truth_by_model: Mapping[str, Mapping[str, Any]], path: Path, n_units: int = 6) -> Path | None:
     """Rat3's never-seen odor: imputed rates (MMVM, independent) vs the true rates."""
     import matplotlib.pyplot as plt
@@ -500,8 +530,9 @@ def _imputation_figure(truth_by_model: Mapping[str, Mapping[str, Any]], path: Pa
             color, ls = styles.get(m, ("#009E73", "-."))
             c = curves[m]
             ax.plot(time, c["imputed"][u], color=color, ls=ls, lw=1.6, label=f"imputed by {m}")
-            ax.fill_between(time, c["imputed"][u] - c["imputed_sem"][u], c["imputed"][u] + c["imputed_sem"][u],
-                            color=color, alpha=0.15, linewidth=0)
+            lo, hi = ((c["band_lo"][u], c["band_hi"][u]) if "band_lo" in c else
+                      (c["imputed"][u] - c["imputed_sem"][u], c["imputed"][u] + c["imputed_sem"][u]))
+            ax.fill_between(time, lo, hi, color=color, alpha=0.15, linewidth=0)
         ax.set_title(f"{MISSING_RAT} unit {first['unit'][u]}", fontsize=9)
         ax.set_xlabel("time from odor onset (s)")
         ax.set_ylabel("rate (Hz)")
@@ -717,6 +748,10 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
                         "bits/spike vs generic": unseen.get("bps_generic"),
                         "bits/spike vs flat": unseen.get("bps_flat"),
                     })
+                    band = _band_of(metrics)
+                    if band:
+                        row[f"{100 * band['level']:g} % band coverage"] = band.get("coverage")
+                        row["band width (Hz)"] = band.get("median_width_hz")
             if generic_row is None:
                 generic_row = {
                     "model": f"generic ({MISSING_RAT}'s mean over its odors)",
@@ -740,11 +775,18 @@ def _write_report(out_dir: Path, s: DemoSettings, metrics_by_model: Mapping[str,
             "prediction), and bits/spike vs generic is > 0 only when the imputation adds odor-specific "
             f"information (scored on 200 Poisson draws of the true odor-{MISSING_ODOR} rate; seed {s.seed})."
         )
-        report.table(truth_table, titles={}, bold_best={c: "max" for c in truth_table.columns})
+        band_sentence = _band_sentence(metrics_by_model)
+        if band_sentence:
+            report.paragraph(band_sentence)
+        report.table(truth_table, titles={}, bold_best={c: "max" for c in truth_table.columns
+                                                        if "band" not in c})
     if figures.get("imputation"):
+        banded = _band_of(metrics_by_model.get("mmvm", {})) is not None
+        what = (f"the {100 * BAND_LEVEL:g} % predictive band, model error from the leave-one-condition-out fit"
+                if banded else "± SEM over source trials")
         report.image(
             figures["imputation"], f"{MISSING_RAT} odor {MISSING_ODOR} imputed vs true",
-            caption=f"Black: true rate; coloured: imputed (band: ± SEM over source trials). The units shown are "
+            caption=f"Black: true rate; coloured: imputed (band: {what}). The units shown are "
             f"the ones the unseen odor modulates most.",
         )
 
@@ -1035,6 +1077,31 @@ def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model
     bar.close()
 
 
+def _bands_vs_truth(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[str, dict[str, Any]],
+                    truth_by_model: dict[str, dict[str, Any]], ground_truth: Any, *, device: str) -> None:
+    """Each model's band of the unseen odor, its model error from the model's leave-one-condition-out fit,
+    against the true rates: ``metrics[BAND_KEY]`` (the demo's metrics.json) and the band's curves for the figure."""
+    from neurovamp.analysis.truth import band_vs_truth
+    from neurovamp.models.estimator import MultiAnimalModel
+    from neurovamp.pipelines.fit import MODEL_DIR, build_paired, read_run_info
+
+    paired = None
+    for name, metrics in metrics_by_model.items():
+        loco = metrics.get("leave_condition_out")
+        if not loco or "ground_truth" not in metrics:
+            continue
+        run_dir = out_dir / RUNS_DIR / name
+        if paired is None:
+            paired = build_paired(read_run_info(run_dir))
+        model = MultiAnimalModel.load(run_dir / MODEL_DIR, device=device)
+        band = band_vs_truth(model, paired, ground_truth, target=MISSING_RAT, odor=MISSING_ODOR, model_error=loco,
+                             n_samples=BAND_DRAWS, level=BAND_LEVEL, seed=settings.seed)
+        metrics[BAND_KEY] = {k: v for k, v in band.items() if not k.startswith("_")}
+        curves = (truth_by_model.get(name) or {}).get("_curves")
+        if curves is not None and np.array_equal(curves["unit"], band["_curves"]["unit"]):
+            curves.update(band_lo=band["_curves"]["lo"], band_hi=band["_curves"]["hi"])
+
+
 def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: float, *, device: str, progress: bool,
          data_dir: str | os.PathLike | None) -> DemoResult:
     from tqdm.auto import tqdm
@@ -1091,6 +1158,7 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
                  fitted=fitted, reused=reused)
     if settings.loco is not None:
         _leave_condition_out(out_dir, settings, metrics_by_model, device=device, progress=progress)
+        _bands_vs_truth(out_dir, settings, metrics_by_model, truth_by_model, ground_truth, device=device)
 
     table = comparison_table(metrics_by_model)
     fig_dir = out_dir / FIGURES_DIR
