@@ -150,7 +150,6 @@ def imputation_vs_truth(model: Any, paired: Any, ground_truth: Any, odors: Seque
     return {"target": target, "missing_odor": missing_odor, "by_odor": by_odor, "_curves": curves}
 
 
-
 def band_vs_truth(model: Any, paired: Any, ground_truth: Any, *, target: str, odor: str, model_error: Any,
                   n_samples: int = 200, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """The imputation's predictive band for ``target`` in ``odor`` against the true rates.
@@ -189,6 +188,7 @@ def band_vs_truth(model: Any, paired: Any, ground_truth: Any, *, target: str, od
         "conditions": [c for c in conditions.split(",") if c],
         "_curves": {"time": time, "unit": np.asarray(banded["unit"].values), "lo": lo, "hi": hi, "truth": truth},
     }
+
 
 def generic_null_scores(paired: Any, target: str, imputed: Any, ground_truth: Any, odors: Sequence[str],
                         seen: set, *, missing_odor: str) -> dict[str, Any]:

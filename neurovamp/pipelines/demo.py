@@ -1078,14 +1078,16 @@ def _leave_condition_out(out_dir: Path, settings: DemoSettings, metrics_by_model
 
 
 def _bands_vs_truth(out_dir: Path, settings: DemoSettings, metrics_by_model: dict[str, dict[str, Any]],
-                    truth_by_model: dict[str, dict[str, Any]], ground_truth: Any, *, device: str) -> None:
+                    truth_by_model: dict[str, dict[str, Any]], ground_truth: Any, paired: Any, *, device: str) -> None:
     """Each model's band of the unseen odor, its model error from the model's leave-one-condition-out fit,
-    against the true rates: ``metrics[BAND_KEY]`` (the demo's metrics.json) and the band's curves for the figure."""
+    against the true rates: ``metrics[BAND_KEY]`` (the demo's metrics.json) and the band's curves for the figure.
+
+    ``paired`` is the first seed's paired data the models were evaluated on (None: built here
+    from the first run, when every model was reused)."""
     from neurovamp.analysis.truth import band_vs_truth
     from neurovamp.models.estimator import MultiAnimalModel
     from neurovamp.pipelines.fit import MODEL_DIR, build_paired, read_run_info
 
-    paired = None
     for name, metrics in metrics_by_model.items():
         loco = metrics.get("leave_condition_out")
         if not loco or "ground_truth" not in metrics:
@@ -1158,7 +1160,7 @@ def _run(out_dir: Path, settings: DemoSettings, info: dict[str, Any], start: flo
                  fitted=fitted, reused=reused)
     if settings.loco is not None:
         _leave_condition_out(out_dir, settings, metrics_by_model, device=device, progress=progress)
-        _bands_vs_truth(out_dir, settings, metrics_by_model, truth_by_model, ground_truth, device=device)
+        _bands_vs_truth(out_dir, settings, metrics_by_model, truth_by_model, ground_truth, paired, device=device)
 
     table = comparison_table(metrics_by_model)
     fig_dir = out_dir / FIGURES_DIR
